@@ -1,0 +1,208 @@
+/**
+ * The environment, read once into one typed, validated object.
+ * Every service gets it from the broker (`appConfig(broker)`), never from `process.env`,
+ * so several differently-configured brokers can live in one process (tests, benchmarks).
+ */
+import os from "node:os";
+import path from "node:path";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+export type StorageKind = "mongo" | "postgres" | "nedb";
+export type BalancingStrategy = "RoundRobin" | "Random" | "CpuUsage" | "Latency" | "Shard";
+
+export interface AppConfig {
+	nodeEnv: string;
+	production: boolean;
+	serverPort: number;
+	nodeId: string;
+	/** Moleculer transporter URL; `undefined` = a single node with no transporter. */
+	transporter?: string;
+	logLevel: LogLevel;
+	/** Folder for pino-roll log files; unset = stdout only. */
+	logDir?: string;
+
+	storage: StorageKind;
+	dataDir: string;
+	mongodbUri?: string;
+	databaseUrl?: string;
+	redisUrl?: string;
+
+	/** Unset means: generated in development (see `secrets.ts`), refused in production. */
+	jwtSecret?: string;
+	apiKey?: string;
+	/** True when `secrets.ts` generated the secrets above (development only). */
+	secretsGenerated: boolean;
+	corsOrigins: string[] | "*";
+	bodyLimitBytes: number;
+	rateLimitPerMinute: number;
+
+	maxAgents: number;
+	heartbeatTimeoutMs: number;
+	healthCheckIntervalMs: number;
+	healthCheckTimeoutMs: number;
+	maxConcurrentTasks: number;
+	/** Default per-attempt timeout of a task, seconds (spec: TASK_TIMEOUT). */
+	taskTimeoutSec: number;
+	retryBaseDelayMs: number;
+	retryMaxDelayMs: number;
+	callbackTokenTtlSec: number;
+	/** Absolute base URL agents use to call back, e.g. http://mcp:8080. */
+	publicUrl: string;
+
+	maxWsConnections: number;
+	wsClientBufferLimit: number;
+
+	metricsEnabled: boolean;
+	sentryDsn?: string;
+	smtpUrl?: string;
+	smtpFrom: string;
+	auditRetentionDays: number;
+	flaskApiUrl?: string;
+
+	broker: {
+		namespace: string;
+		/** How fast a dead node is noticed (`$node.disconnected`): interval and timeout of Moleculer's node heartbeats. */
+		nodeHeartbeatIntervalSec: number;
+		nodeHeartbeatTimeoutSec: number;
+		requestTimeoutMs: number;
+		retries: number;
+		retryDelayMs: number;
+		circuitBreakerThreshold: number;
+		circuitBreakerWindowMs: number;
+		circuitBreakerHalfOpenMs: number;
+		bulkheadConcurrency: number;
+		bulkheadMaxQueueSize: number;
+		strategy: BalancingStrategy;
+	};
+}
+
+export class ConfigError extends Error {
+	constructor(readonly variable: string, message: string) {
+		super(`${variable}: ${message}`);
+		this.name = "ConfigError";
+	}
+}
+
+type Env = Record<string, string | undefined>;
+
+function text(env: Env, name: string): string | undefined {
+	const value = env[name]?.trim();
+	return value ? value : undefined;
+}
+
+function integer(env: Env, name: string, fallback: number, min = 0): number {
+	const raw = text(env, name);
+	if (raw === undefined) return fallback;
+	const value = Number(raw);
+	if (!Number.isInteger(value) || value < min)
+		throw new ConfigError(name, `expected an integer >= ${min}, got "${raw}"`);
+	return value;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+	const raw = text(env, name)?.toLowerCase();
+	if (raw === undefined) return fallback;
+	if (["true", "1", "yes", "on"].includes(raw)) return true;
+	if (["false", "0", "no", "off"].includes(raw)) return false;
+	throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+const LOG_LEVEL_ALIASES: Record<string, LogLevel> = {
+	fatal: "fatal", critical: "fatal", error: "error", warn: "warn", warning: "warn",
+	info: "info", debug: "debug", trace: "trace"
+};
+
+function logLevel(env: Env): LogLevel {
+	const raw = text(env, "LOG_LEVEL");
+	if (raw === undefined) return "info";
+	const level = LOG_LEVEL_ALIASES[raw.toLowerCase()];
+	if (!level) throw new ConfigError("LOG_LEVEL", `unknown level "${raw}" (DEBUG, INFO, WARN, ERROR)`);
+	return level;
+}
+
+const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
+
+export function loadConfig(env: Env = process.env): AppConfig {
+	const nodeEnv = text(env, "NODE_ENV") ?? "development";
+	const production = nodeEnv === "production";
+	const mongodbUri = text(env, "MONGODB_URI");
+	const databaseUrl = text(env, "DATABASE_URL");
+	if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+		throw new ConfigError("DATABASE_URL", "expected a postgres:// URL");
+	const transporter = text(env, "TRANSPORTER");
+	const serverPort = integer(env, "SERVER_PORT", 8080);
+	const strategy = (text(env, "BALANCING_STRATEGY") ?? "RoundRobin") as BalancingStrategy;
+	if (!STRATEGIES.includes(strategy))
+		throw new ConfigError("BALANCING_STRATEGY", `one of ${STRATEGIES.join(", ")}`);
+	const cors = text(env, "CORS_ORIGINS");
+
+	const config: AppConfig = {
+		nodeEnv,
+		production,
+		serverPort,
+		nodeId: text(env, "NODE_ID") ?? `${os.hostname()}-${process.pid}`,
+		transporter,
+		logLevel: logLevel(env),
+		logDir: text(env, "LOG_DIR"),
+		storage: mongodbUri ? "mongo" : databaseUrl ? "postgres" : "nedb",
+		dataDir: path.resolve(text(env, "DATA_DIR") ?? "./data"),
+		mongodbUri,
+		databaseUrl,
+		redisUrl: text(env, "REDIS_URL"),
+		jwtSecret: text(env, "JWT_SECRET"),
+		apiKey: text(env, "API_KEY"),
+		secretsGenerated: false,
+		corsOrigins: !cors || cors === "*" ? "*" : cors.split(",").map(o => o.trim()).filter(Boolean),
+		bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1024 * 1024, 1),
+		rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 600, 1),
+		maxAgents: integer(env, "MAX_AGENTS", 100, 1),
+		heartbeatTimeoutMs: integer(env, "HEARTBEAT_TIMEOUT_MS", 30_000, 100),
+		healthCheckIntervalMs: integer(env, "HEALTH_CHECK_INTERVAL_MS", 10_000, 50),
+		healthCheckTimeoutMs: integer(env, "HEALTH_CHECK_TIMEOUT_MS", 3_000, 10),
+		maxConcurrentTasks: integer(env, "MAX_CONCURRENT_TASKS", 50, 1),
+		taskTimeoutSec: integer(env, "TASK_TIMEOUT", 3600, 1),
+		retryBaseDelayMs: integer(env, "RETRY_BASE_DELAY_MS", 1000, 0),
+		retryMaxDelayMs: integer(env, "RETRY_MAX_DELAY_MS", 60_000, 0),
+		callbackTokenTtlSec: integer(env, "CALLBACK_TOKEN_TTL_SEC", 0, 0),
+		publicUrl: (text(env, "PUBLIC_URL") ?? `http://127.0.0.1:${serverPort}`).replace(/\/+$/, ""),
+		maxWsConnections: integer(env, "MAX_WS_CONNECTIONS", 10_000, 1),
+		wsClientBufferLimit: integer(env, "WS_CLIENT_BUFFER_BYTES", 1024 * 1024, 1024),
+		metricsEnabled: flag(env, "METRICS_ENABLED", true),
+		sentryDsn: text(env, "SENTRY_DSN"),
+		smtpUrl: text(env, "SMTP_URL"),
+		smtpFrom: text(env, "SMTP_FROM") ?? "mcp-server@localhost",
+		auditRetentionDays: integer(env, "AUDIT_RETENTION_DAYS", 90, 1),
+		flaskApiUrl: text(env, "FLASK_API_URL"),
+		broker: {
+			namespace: text(env, "NAMESPACE") ?? "mcp",
+			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
+			nodeHeartbeatTimeoutSec: integer(env, "NODE_HEARTBEAT_TIMEOUT_SEC", 6, 2),
+			requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", 30_000, 0),
+			retries: integer(env, "REQUEST_RETRIES", 2, 0),
+			retryDelayMs: integer(env, "REQUEST_RETRY_DELAY_MS", 100, 0),
+			circuitBreakerThreshold: Number(text(env, "CIRCUIT_BREAKER_THRESHOLD") ?? 0.5),
+			circuitBreakerWindowMs: integer(env, "CIRCUIT_BREAKER_WINDOW_MS", 60_000, 1000),
+			circuitBreakerHalfOpenMs: integer(env, "CIRCUIT_BREAKER_HALF_OPEN_MS", 10_000, 100),
+			bulkheadConcurrency: integer(env, "BULKHEAD_CONCURRENCY", 100, 1),
+			bulkheadMaxQueueSize: integer(env, "BULKHEAD_MAX_QUEUE", 10_000, 1),
+			strategy
+		}
+	};
+	if (production && (!config.jwtSecret || !config.apiKey))
+		throw new ConfigError(config.jwtSecret ? "API_KEY" : "JWT_SECRET", "must be set when NODE_ENV=production");
+	return config;
+}
+
+/** Names of every variable `loadConfig` understands (checked against docker-compose.yml by a test). */
+export const CONFIG_VARIABLES = [
+	"NODE_ENV", "SERVER_PORT", "WS_PORT", "NODE_ID", "TRANSPORTER", "LOG_LEVEL", "LOG_DIR", "DATA_DIR",
+	"MONGODB_URI", "DATABASE_URL", "REDIS_URL", "JWT_SECRET", "API_KEY", "CORS_ORIGINS", "BODY_LIMIT_BYTES",
+	"RATE_LIMIT_PER_MINUTE", "MAX_AGENTS", "HEARTBEAT_TIMEOUT_MS", "HEALTH_CHECK_INTERVAL_MS",
+	"HEALTH_CHECK_TIMEOUT_MS", "MAX_CONCURRENT_TASKS", "TASK_TIMEOUT", "RETRY_BASE_DELAY_MS",
+	"RETRY_MAX_DELAY_MS", "CALLBACK_TOKEN_TTL_SEC", "PUBLIC_URL", "MAX_WS_CONNECTIONS", "WS_CLIENT_BUFFER_BYTES",
+	"METRICS_ENABLED", "SENTRY_DSN", "SMTP_URL", "SMTP_FROM", "AUDIT_RETENTION_DAYS", "FLASK_API_URL",
+	"REQUEST_TIMEOUT_MS", "REQUEST_RETRIES", "REQUEST_RETRY_DELAY_MS", "CIRCUIT_BREAKER_THRESHOLD",
+	"CIRCUIT_BREAKER_WINDOW_MS", "CIRCUIT_BREAKER_HALF_OPEN_MS", "BULKHEAD_CONCURRENCY", "BULKHEAD_MAX_QUEUE",
+	"BALANCING_STRATEGY", "NAMESPACE", "NODE_HEARTBEAT_INTERVAL_SEC", "NODE_HEARTBEAT_TIMEOUT_SEC", "SERVICES", "SERVICEDIR",
+	"AGENT_NAME", "AGENT_CAPABILITIES", "AGENT_CONCURRENCY"
+] as const;

@@ -1,0 +1,29 @@
+/** `DocumentDriver` over the NeDB datastore that moleculer-db's MemoryAdapter opens. */
+import type Datastore from "@seald-io/nedb";
+import type { DocumentDriver } from "./document-store";
+
+export function nedbDriver(db: Datastore): DocumentDriver {
+	return {
+		async insert(doc) {
+			await db.insertAsync(doc);
+		},
+		findOne: query => db.findOneAsync(query) as Promise<Record<string, unknown> | null>,
+		find(query, sort, offset, limit) {
+			let cursor = db.findAsync(query).sort(sort).skip(offset);
+			if (limit > 0) cursor = cursor.limit(limit);
+			return cursor.execAsync() as Promise<Record<string, unknown>[]>;
+		},
+		count: query => db.countAsync(query) as unknown as Promise<number>,
+		async updateOne(query, set) {
+			const { numAffected } = await db.updateAsync(query, { $set: set }, {});
+			return numAffected;
+		},
+		removeMany: query => db.removeAsync(query, { multi: true }),
+		async createIndex(fields) {
+			// NeDB indexes one field at a time; the first field carries the selectivity.
+			await db.ensureIndexAsync({ fieldName: fields[0] });
+		},
+		isDuplicateKey: err => (err as { errorType?: string })?.errorType === "uniqueViolated",
+		async ping() {}
+	};
+}

@@ -1,0 +1,161 @@
+/**
+ * PostgreSQL through the Sequelize model that moleculer-db-adapter-sequelize defines.
+ * A row is `id` + one column per queryable field (indexed) + `doc`, the whole entity as JSONB,
+ * so entities keep exactly the shape they have on the document adapters.
+ */
+import { DataTypes, QueryTypes, type ModelStatic, type Model, type Sequelize } from "sequelize";
+import {
+	checkFindOptions, DuplicateKeyError, withoutUndefined,
+	type CollectionSpec, type EntityStore, type FieldType, type Filter, type FindOptions
+} from "./entity-store";
+
+const COLUMN_TYPES: Record<FieldType, DataTypes.DataType> = {
+	string: DataTypes.STRING,
+	number: DataTypes.DOUBLE,
+	boolean: DataTypes.BOOLEAN
+};
+
+/** The model definition moleculer-db-adapter-sequelize expects in the service schema (`model`). */
+export function sqlModelDefinition(spec: CollectionSpec) {
+	const define: Record<string, unknown> = {
+		id: { type: DataTypes.STRING, primaryKey: true },
+		doc: { type: DataTypes.JSONB, allowNull: false }
+	};
+	for (const [field, type] of Object.entries(spec.queryable)) define[field] = { type: COLUMN_TYPES[type] };
+	return {
+		name: spec.name,
+		define,
+		options: {
+			tableName: spec.name,
+			timestamps: false,
+			indexes: spec.indexes.map(fields => ({ fields: fields.map(f => (f === spec.idField ? "id" : f)) }))
+		}
+	};
+}
+
+const SQL_OPERATORS = { $ne: "<>", $lt: "<", $lte: "<=", $gt: ">", $gte: ">=" } as const;
+
+/** Builds SQL with every value as a bind parameter: user data never enters the statement text. */
+class Statement {
+	readonly bind: unknown[] = [];
+	param(value: unknown): string {
+		this.bind.push(value);
+		return `$${this.bind.length}`;
+	}
+}
+
+type Row = { doc: Record<string, unknown> };
+
+export class SqlStore<T extends object> implements EntityStore<T> {
+	private readonly table: string;
+
+	constructor(readonly spec: CollectionSpec, private readonly model: ModelStatic<Model>, private readonly db: Sequelize) {
+		this.table = `"${spec.name}"`;
+	}
+
+	private column(field: string): string {
+		return `"${field === this.spec.idField ? "id" : field}"`;
+	}
+
+	private where(statement: Statement, filter: Filter = {}): string {
+		const terms: string[] = [];
+		for (const [field, value] of Object.entries(filter)) {
+			const col = this.column(field);
+			if (value === null) terms.push(`${col} IS NULL`);
+			else if (typeof value !== "object") terms.push(`${col} = ${statement.param(value)}`);
+			else
+				for (const [op, operand] of Object.entries(value)) {
+					if (op === "$in") terms.push(`${col} = ANY(${statement.param(operand)})`);
+					else if (op === "$ne" && operand === null) terms.push(`${col} IS NOT NULL`);
+					else if (op === "$ne") terms.push(`(${col} IS NULL OR ${col} <> ${statement.param(operand)})`);
+					else terms.push(`${col} ${SQL_OPERATORS[op as keyof typeof SQL_OPERATORS]} ${statement.param(operand)}`);
+				}
+		}
+		return terms.length ? ` WHERE ${terms.join(" AND ")}` : "";
+	}
+
+	/** Column values mirrored out of the entity (or out of a change to it). */
+	private columns(values: Record<string, unknown>): Record<string, unknown> {
+		const cols: Record<string, unknown> = {};
+		for (const field of Object.keys(this.spec.queryable)) if (field in values) cols[field] = values[field];
+		return cols;
+	}
+
+	private async select(options: FindOptions, what: string): Promise<Record<string, unknown>[]> {
+		const statement = new Statement();
+		let sql = `SELECT ${what} FROM ${this.table}${this.where(statement, options.filter)}`;
+		if (options.sort?.length)
+			sql += ` ORDER BY ${options.sort.map(([f, dir]) => `${this.column(f)} ${dir === 1 ? "ASC" : "DESC"}`).join(", ")}`;
+		if (options.limit) sql += ` LIMIT ${statement.param(options.limit)}`;
+		if (options.offset) sql += ` OFFSET ${statement.param(options.offset)}`;
+		return this.db.query(sql, { bind: statement.bind, type: QueryTypes.SELECT });
+	}
+
+	/** `doc || patch` merges top-level keys in one statement: no read-modify-write race. */
+	private async patch(filter: Filter, changes: Partial<T>, returning: boolean): Promise<Row[]> {
+		const set = withoutUndefined(changes) as Record<string, unknown>;
+		delete set[this.spec.idField];
+		const statement = new Statement();
+		const assignments = [`"doc" = "doc" || ${statement.param(JSON.stringify(set))}::jsonb`];
+		for (const [col, value] of Object.entries(this.columns(set))) assignments.push(`"${col}" = ${statement.param(value)}`);
+		const sql = `UPDATE ${this.table} SET ${assignments.join(", ")}${this.where(statement, filter)} RETURNING ${returning ? '"doc"' : "1"}`;
+		const [rows] = (await this.db.query(sql, { bind: statement.bind })) as [Row[], unknown];
+		return rows;
+	}
+
+	async insert(entity: T): Promise<T> {
+		const doc = withoutUndefined(entity) as Record<string, unknown>;
+		const id = String(doc[this.spec.idField]);
+		try {
+			await this.model.create({ id, doc, ...this.columns(doc) });
+		} catch (err) {
+			if ((err as Error).name === "SequelizeUniqueConstraintError") throw new DuplicateKeyError(this.spec.name, id);
+			throw err;
+		}
+		return entity;
+	}
+
+	async get(id: string): Promise<T | null> {
+		const [row] = await this.select({ filter: { [this.spec.idField]: id } }, '"doc"');
+		return row ? (row.doc as T) : null;
+	}
+
+	async find(options: FindOptions = {}): Promise<T[]> {
+		checkFindOptions(this.spec, options);
+		return (await this.select(options, '"doc"')).map(row => row.doc as T);
+	}
+
+	async count(filter: Filter = {}): Promise<number> {
+		checkFindOptions(this.spec, { filter });
+		const [row] = await this.select({ filter }, "COUNT(*)::int AS n");
+		return Number(row.n);
+	}
+
+	async update(id: string, changes: Partial<T>): Promise<T | null> {
+		const [row] = await this.patch({ [this.spec.idField]: id }, changes, true);
+		return row ? (row.doc as T) : null;
+	}
+
+	async updateIf(id: string, expected: Filter, changes: Partial<T>): Promise<boolean> {
+		checkFindOptions(this.spec, { filter: expected });
+		const rows = await this.patch({ ...expected, [this.spec.idField]: id }, changes, false);
+		return rows.length > 0;
+	}
+
+	async remove(id: string): Promise<boolean> {
+		return (await this.removeMany({ [this.spec.idField]: id })) > 0;
+	}
+
+	async removeMany(filter: Filter): Promise<number> {
+		checkFindOptions(this.spec, { filter });
+		const statement = new Statement();
+		const [rows] = (await this.db.query(`DELETE FROM ${this.table}${this.where(statement, filter)} RETURNING 1`, {
+			bind: statement.bind
+		})) as [unknown[], unknown];
+		return rows.length;
+	}
+
+	async ping(): Promise<void> {
+		await this.db.query("SELECT 1");
+	}
+}

@@ -1,0 +1,60 @@
+/**
+ * HS256 JWTs as the Flask service issues them (`sub`, `roles`, `exp`), plus our agent and
+ * task-callback tokens. Only HS256 is accepted: `alg: none` and every other algorithm fail.
+ */
+import jwt from "jsonwebtoken";
+import { USER_ROLES, type Principal, type Role } from "./types";
+
+const ALGORITHM = "HS256";
+const ROLES: readonly Role[] = [...USER_ROLES, "agent"];
+
+export class TokenError extends Error {
+	constructor(message: string) {
+		super(message);
+		this.name = "TokenError";
+	}
+}
+
+export interface MintOptions {
+	sub: string;
+	roles: Role[];
+	expiresInSec?: number;
+	agent_id?: string;
+	task_id?: string;
+}
+
+export function mintToken(secret: string, opts: MintOptions): string {
+	const claims: Record<string, unknown> = { sub: opts.sub, roles: opts.roles };
+	if (opts.agent_id) claims.agent_id = opts.agent_id;
+	if (opts.task_id) claims.task_id = opts.task_id;
+	return jwt.sign(claims, secret, {
+		algorithm: ALGORITHM,
+		...(opts.expiresInSec ? { expiresIn: opts.expiresInSec } : {})
+	});
+}
+
+/** Verifies signature, algorithm and expiry; returns the caller or throws `TokenError`. */
+export function verifyToken(secret: string, token: string): Principal {
+	let claims: jwt.JwtPayload | string;
+	try {
+		claims = jwt.verify(token, secret, { algorithms: [ALGORITHM] });
+	} catch (err) {
+		const reason = err instanceof jwt.TokenExpiredError ? "Token expired" : "Invalid token";
+		throw new TokenError(reason);
+	}
+	if (typeof claims === "string" || typeof claims.sub !== "string" || !claims.sub)
+		throw new TokenError("Token has no subject");
+	const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is Role => ROLES.includes(r)) : [];
+	const principal: Principal = { sub: claims.sub, roles };
+	if (typeof claims.agent_id === "string") principal.agent_id = claims.agent_id;
+	if (typeof claims.task_id === "string") principal.task_id = claims.task_id;
+	if (roles.includes("agent") && !principal.agent_id) throw new TokenError("Agent token without agent_id");
+	return principal;
+}
+
+/** `Authorization: Bearer <token>` → token, or undefined. */
+export function bearerToken(header: string | string[] | undefined): string | undefined {
+	const value = Array.isArray(header) ? header[0] : header;
+	const match = value?.match(/^Bearer\s+(\S+)\s*$/i);
+	return match?.[1];
+}

@@ -1,0 +1,151 @@
+/**
+ * One contract, every adapter: NeDB files always, PostgreSQL (required in CI), MongoDB when MONGODB_URI is set.
+ */
+import type { Service, ServiceBroker } from "moleculer";
+import { storageMixin } from "../../mixins/db.mixin";
+import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../../src/storage/entity-store";
+import { createTestBroker, testConfig } from "../support/broker";
+import { createTestDatabase, type TestDatabase } from "../support/postgres";
+import { POSTGRES, requireService } from "../support/services";
+
+interface Item {
+	item_id: string;
+	status: string;
+	rank: number;
+	owner: string | null;
+	tags: string[];
+	nested: { a: number; note?: string };
+	counter?: number;
+}
+
+const SPEC: CollectionSpec = {
+	name: "contract_items",
+	idField: "item_id",
+	queryable: { status: "string", rank: "number", owner: "string" },
+	indexes: [["status", "rank"], ["owner"]]
+};
+
+type Backend = { name: string; env: () => Promise<Record<string, string>>; cleanup?: () => Promise<void> };
+
+let pg: TestDatabase | undefined;
+const backends: Backend[] = [
+	{ name: "nedb", env: async () => ({}) },
+	{
+		name: "postgres",
+		env: async () => {
+			pg = await createTestDatabase();
+			return { DATABASE_URL: pg.url };
+		},
+		cleanup: async () => pg?.drop()
+	}
+];
+if (process.env.MONGODB_URI) backends.push({ name: "mongo", env: async () => ({ MONGODB_URI: process.env.MONGODB_URI! }) });
+
+async function startStore(env: Record<string, string>): Promise<{ broker: ServiceBroker; store: EntityStore<Item> }> {
+	const broker = createTestBroker(testConfig(env));
+	const service = broker.createService({ name: "items", mixins: [storageMixin(SPEC)] }) as Service & { store: EntityStore<Item> };
+	await broker.start();
+	return { broker, store: service.store };
+}
+
+const item = (n: number, over: Partial<Item> = {}): Item => ({
+	item_id: `item-${n}`,
+	status: n % 2 ? "odd" : "even",
+	rank: n,
+	owner: null,
+	tags: [`t${n}`],
+	nested: { a: n, note: "cost $5 and $$ and 'quotes'" },
+	...over
+});
+
+describe.each(backends)("storage contract on $name", backend => {
+	let env: Record<string, string>;
+	let broker: ServiceBroker;
+	let store: EntityStore<Item>;
+	let run = true;
+
+	beforeAll(async () => {
+		if (backend.name === "postgres") run = await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port);
+		if (!run) return;
+		env = { ...(await backend.env()), DATA_DIR: testConfig().dataDir };
+		({ broker, store } = await startStore(env));
+		if (backend.name === "mongo") await store.removeMany({});
+	});
+	afterAll(async () => {
+		await broker?.stop();
+		await backend.cleanup?.();
+	});
+	const maybe = (name: string, fn: () => Promise<void>) => test(name, async () => (run ? fn() : undefined));
+
+	maybe("insert and get keep the entity's exact shape, string id included", async () => {
+		await store.insert(item(1));
+		expect(await store.get("item-1")).toEqual(item(1));
+		expect(await store.get("missing")).toBeNull();
+	});
+
+	maybe("insert of an existing id fails with DuplicateKeyError", async () => {
+		await expect(store.insert(item(1))).rejects.toBeInstanceOf(DuplicateKeyError);
+	});
+
+	maybe("find filters, sorts and pages; count agrees", async () => {
+		for (let n = 2; n <= 10; n++) await store.insert(item(n, { owner: n > 6 ? "ann" : null }));
+		const odd = await store.find({ filter: { status: "odd" }, sort: [["rank", -1]] });
+		expect(odd.map(i => i.rank)).toEqual([9, 7, 5, 3, 1]);
+		const page = await store.find({ sort: [["rank", 1]], offset: 2, limit: 3 });
+		expect(page.map(i => i.rank)).toEqual([3, 4, 5]);
+		expect(await store.count({ status: "even" })).toBe(5);
+		expect(await store.count()).toBe(10);
+		expect((await store.find({ filter: { rank: { $gte: 8 } } })).length).toBe(3);
+		expect((await store.find({ filter: { rank: { $in: [1, 2, 99] } } })).length).toBe(2);
+		expect((await store.find({ filter: { owner: null } })).length).toBe(6);
+		expect((await store.find({ filter: { owner: "ann", rank: { $lt: 9 } } })).map(i => i.rank).sort()).toEqual([7, 8]);
+		expect((await store.find({ filter: { owner: { $ne: null } } })).length).toBe(4);
+	});
+
+	maybe("filters on undeclared fields are refused", async () => {
+		await expect(store.find({ filter: { tags: "x" } })).rejects.toThrow(/not queryable/);
+	});
+
+	maybe("update sets fields and returns the entity; unknown id gives null", async () => {
+		const updated = await store.update("item-2", { status: "done", nested: { a: 42 } });
+		expect(updated).toEqual({ ...item(2), status: "done", nested: { a: 42 } });
+		expect(await store.count({ status: "done" })).toBe(1);
+		expect(await store.update("missing", { status: "x" })).toBeNull();
+	});
+
+	maybe("conditional update changes only when the expectation holds", async () => {
+		expect(await store.updateIf("item-3", { status: "even" }, { status: "claimed" })).toBe(false);
+		expect(await store.updateIf("item-3", { status: "odd" }, { status: "claimed", owner: "bob" })).toBe(true);
+		expect(await store.get("item-3")).toMatchObject({ status: "claimed", owner: "bob" });
+		expect(await store.updateIf("missing", { status: "odd" }, { status: "x" })).toBe(false);
+	});
+
+	maybe("50 concurrent compare-and-set writers: exactly one wins each round, no lost update", async () => {
+		await store.insert({ ...item(100), counter: 0 });
+		for (let round = 0; round < 3; round++) {
+			const current = (await store.get("item-100"))!;
+			const results = await Promise.all(
+				Array.from({ length: 50 }, (_, w) =>
+					store.updateIf("item-100", { rank: current.rank }, { rank: current.rank + 1, owner: `w${w}`, counter: round + 1 })
+				)
+			);
+			expect(results.filter(Boolean)).toHaveLength(1);
+		}
+		expect(await store.get("item-100")).toMatchObject({ rank: 103, counter: 3 });
+	});
+
+	maybe("remove and removeMany", async () => {
+		expect(await store.remove("item-10")).toBe(true);
+		expect(await store.remove("item-10")).toBe(false);
+		expect(await store.removeMany({ owner: "ann" })).toBe(3);
+		expect(await store.get("item-10")).toBeNull();
+	});
+
+	maybe("a restart keeps every record", async () => {
+		const before = await store.find({ sort: [["item_id", 1]] });
+		await broker.stop();
+		({ broker, store } = await startStore(env));
+		expect(await store.find({ sort: [["item_id", 1]] })).toEqual(before);
+		await store.ping();
+	});
+});
