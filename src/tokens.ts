@@ -2,6 +2,7 @@
  * HS256 JWTs as the Flask service issues them (`sub`, `roles`, `exp`), plus our agent and
  * task-callback tokens. Only HS256 is accepted: `alg: none` and every other algorithm fail.
  */
+import { timingSafeEqual } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { USER_ROLES, type Principal, type Role } from "./types";
 
@@ -57,4 +58,11 @@ export function bearerToken(header: string | string[] | undefined): string | und
 	const value = Array.isArray(header) ? header[0] : header;
 	const match = value?.match(/^Bearer\s+(\S+)\s*$/i);
 	return match?.[1];
+}
+
+/** Constant-time comparison of a presented secret (API key) with the configured one. */
+export function sameSecret(presented: string, expected: string): boolean {
+	const a = Buffer.from(presented);
+	const b = Buffer.from(expected);
+	return a.length === b.length && timingSafeEqual(a, b);
 }

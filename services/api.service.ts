@@ -1,0 +1,261 @@
+/**
+ * The REST gateway (moleculer-web). Every HTTP concern lives here: authentication, access checks,
+ * rate limiting, status codes, the error body, audit of mutating calls. Services never see req/res.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context, Service } from "moleculer";
+import ApiGateway from "moleculer-web";
+import { isAllowed } from "../src/access";
+import { appConfig } from "../src/app-config";
+import type { AppConfig } from "../src/config";
+import { ApiError, forbidden, unauthorized } from "../src/errors";
+import { toErrorResponse } from "../src/http/error-response";
+import { REST_ROUTES, type RestRoute } from "../src/http/routes";
+import { MemoryRateLimiter, type RateLimiter } from "../src/rate-limit/rate-limiter";
+import { RedisRateLimiter } from "../src/rate-limit/redis-rate-limiter";
+import type { TypedServiceSchema } from "../src/service-schema";
+import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../src/tokens";
+import { EVENTS, type AuditEntry, type Principal } from "../src/types";
+
+type Req = IncomingMessage & {
+	$ctx?: Context<unknown, GatewayMeta>;
+	/** moleculer-web copies alias object fields onto the alias: ours carry their `RestRoute`. */
+	$alias?: { restRoute?: RestRoute };
+	$params?: Record<string, unknown>;
+	$route?: RestRoute;
+	originalUrl?: string;
+};
+type Res = ServerResponse;
+
+export interface GatewayMeta {
+	user?: Principal | null;
+	/** The caller presented a valid API key (agent registration, token exchange). */
+	apiKey?: boolean;
+	idempotencyKey?: string;
+	clientIp?: string;
+	$statusCode?: number;
+	$location?: string;
+	$responseHeaders?: Record<string, string>;
+}
+
+interface ApiThis extends Service<Record<string, any>> {
+	config: AppConfig;
+	limiter: RateLimiter;
+	server: import("node:http").Server;
+	audit(req: Req, status: number, result: unknown): void;
+	sendErrorResponse(req: Req, res: Res, err: Error): void;
+	readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+}
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function clientIp(req: Req): string {
+	return req.socket.remoteAddress ?? "unknown";
+}
+
+/** Target of an audited call: the path id, else the id of what it created. */
+function auditTarget(req: Req, result: unknown): string | null {
+	const params = req.$params ?? {};
+	if (typeof params.run_id === "string") return params.run_id;
+	if (typeof params.id === "string") return params.id;
+	const r = result as Record<string, unknown> | undefined;
+	for (const key of ["id", "task_id", "run_id", "pipeline_id"]) if (r && typeof r[key] === "string") return r[key] as string;
+	return null;
+}
+
+const ApiService: TypedServiceSchema<ApiThis> = {
+	name: "api",
+	mixins: [ApiGateway],
+
+	settings: {
+		port: 8080,
+		ip: "0.0.0.0",
+		routes: [],
+		log4XXResponses: false,
+		logRequestParams: null,
+		logResponseData: null
+	},
+
+	actions: {
+		health: {
+			visibility: "public",
+			handler(this: ApiThis) {
+				return { status: "ok", node_id: this.broker.nodeID, uptime_s: Math.round(process.uptime()) };
+			}
+		},
+		ready: {
+			visibility: "public",
+			async handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
+				const readiness = await this.readiness();
+				if (!readiness.ready) ctx.meta.$statusCode = 503;
+				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
+			}
+		}
+	},
+
+	methods: {
+		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res) {
+			const rule = (req.$route = req.$alias?.restRoute);
+			ctx.meta.clientIp = clientIp(req);
+			const idempotencyKey = req.headers["idempotency-key"];
+			if (typeof idempotencyKey === "string" && idempotencyKey) ctx.meta.idempotencyKey = idempotencyKey.slice(0, 200);
+
+			let user: Principal | null = null;
+			let tokenError: string | undefined;
+			const token = bearerToken(req.headers.authorization);
+			if (token) {
+				try {
+					user = verifyToken(this.config.jwtSecret!, token);
+				} catch (err) {
+					tokenError = err instanceof TokenError ? err.message : "Invalid token";
+				}
+			}
+
+			const decision = await this.limiter.hit(user ? `sub:${user.sub}` : `ip:${ctx.meta.clientIp}`);
+			res.setHeader("X-RateLimit-Limit", String(decision.limit));
+			res.setHeader("X-RateLimit-Remaining", String(decision.remaining));
+			res.setHeader("X-RateLimit-Reset", String(Math.ceil(decision.resetAt / 1000)));
+			if (!decision.allowed) {
+				res.setHeader("Retry-After", String(Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000))));
+				throw new ApiError("RATE_LIMITED", "Too many requests", { limit: decision.limit, window_s: 60 });
+			}
+
+			if (tokenError) throw unauthorized(tokenError);
+			const apiKey = req.headers["x-api-key"];
+			if (!user && rule?.apiKey && typeof apiKey === "string") {
+				if (!sameSecret(apiKey, this.config.apiKey!)) throw unauthorized("Invalid API key");
+				ctx.meta.apiKey = true;
+			}
+			return user;
+		},
+
+		authorize(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
+			const rule = req.$route;
+			if (!rule) throw forbidden();
+			if (rule.access === "public" || (rule.apiKey && ctx.meta.apiKey)) return;
+			const user = ctx.meta.user;
+			if (!user) throw unauthorized();
+			if (!isAllowed(user, rule.access)) throw forbidden(`Role ${JSON.stringify(user.roles)} may not call ${rule.method} ${rule.path}`);
+		},
+
+		audit(this: ApiThis, req: Req, status: number, result: unknown) {
+			const rule = req.$route;
+			if (!MUTATING.has(req.method ?? "") || rule?.audit === false) return;
+			const ctx = req.$ctx;
+			const user = ctx?.meta.user;
+			const entry: Omit<AuditEntry, "id"> = {
+				timestamp: new Date().toISOString(),
+				actor: user?.sub ?? (ctx?.meta.apiKey ? "api-key" : "anonymous"),
+				roles: user?.roles ?? [],
+				action: rule?.action ?? `${req.method} ${req.originalUrl ?? req.url}`,
+				method: req.method ?? "",
+				path: (req.originalUrl ?? req.url ?? "").split("?")[0],
+				target: auditTarget(req, result),
+				result: status < 400 ? "success" : "failure",
+				status,
+				request_id: ctx?.requestID ?? null,
+				ip: clientIp(req)
+			};
+			this.broker.emit(EVENTS.audit, entry);
+		},
+
+		sendErrorResponse(this: ApiThis, req: Req, res: Res, err: Error) {
+			const { status, body } = toErrorResponse(err as never);
+			if (status >= 500) this.logger.error({ err, path: req.url, request_id: req.$ctx?.requestID }, "request failed");
+			this.audit(req, status, null);
+			if (res.headersSent) return void res.end();
+			res.statusCode = status;
+			res.setHeader("Content-Type", "application/json; charset=utf-8");
+			if (req.$ctx?.requestID) res.setHeader("X-Request-ID", req.$ctx.requestID);
+			res.end(JSON.stringify(body));
+		},
+
+		async readiness(this: ApiThis) {
+			const checks: Record<string, string> = {};
+			const check = async (name: string, probe: () => Promise<unknown>) => {
+				try {
+					await probe();
+					checks[name] = "ok";
+				} catch (err) {
+					checks[name] = (err as Error).message || "failed";
+				}
+			};
+			await Promise.all([
+				check("store", () => this.broker.call("agents.ping", {}, { timeout: 2000, retries: 0 })),
+				this.config.transporter
+					? check("transporter", async () => {
+							if (!this.broker.transit?.connected) throw new Error("transporter disconnected");
+						})
+					: Promise.resolve(),
+				this.limiter instanceof RedisRateLimiter ? check("redis", () => (this.limiter as RedisRateLimiter).ping()) : Promise.resolve()
+			]);
+			return { ready: Object.values(checks).every(v => v === "ok"), checks };
+		}
+	},
+
+	created(this: ApiThis) {
+		const config = (this.config = appConfig(this.broker));
+		this.settings.port = config.serverPort;
+		this.settings.cors =
+			config.corsOrigins === "*"
+				? { origin: "*", methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], exposedHeaders: ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"] }
+				: { origin: config.corsOrigins, credentials: true };
+		this.settings.onError = function (this: ApiThis, req: Req, res: Res, err: Error) {
+			this.sendErrorResponse(req, res, err);
+		};
+		const self = this;
+		// moleculer-web has already built its (empty) route list in its own `created`: add ours.
+		const routes = [
+			{
+				name: "ops",
+				path: "/",
+				mappingPolicy: "restrict",
+				bodyParsers: false,
+				aliases: { "GET health": "api.health", "GET ready": "api.ready" }
+			},
+			{
+				name: "v1",
+				path: "/api/v1",
+				mappingPolicy: "restrict",
+				authentication: true,
+				authorization: true,
+				bodyParsers: { json: { limit: config.bodyLimitBytes, strict: false } },
+				aliases: Object.fromEntries(REST_ROUTES.map(r => [`${r.method} ${r.path}`, { action: r.action, restRoute: r }])),
+				onBeforeCall(_ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
+					// An empty body must still give `params = {}`, and path params win over body fields.
+					req.$params = req.$params ?? {};
+				},
+				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, _res: Res, data: unknown) {
+					const rule = req.$route;
+					if (rule?.status && !ctx.meta.$statusCode) {
+						ctx.meta.$statusCode = rule.status;
+						if (rule.location && data && typeof data === "object") ctx.meta.$location = rule.location(data as Record<string, string>);
+					}
+					self.audit(req, ctx.meta.$statusCode ?? 200, data);
+					return data;
+				}
+			}
+		];
+		for (const route of routes) (this as unknown as { addRoute(r: object): void }).addRoute(route);
+		if (config.redisUrl)
+			this.limiter = new RedisRateLimiter(config.redisUrl, config.rateLimitPerMinute, `${config.broker.namespace}-ratelimit`, err =>
+				this.logger.warn({ err: err.message }, "Redis unreachable: rate limiting per node")
+			);
+		else this.limiter = new MemoryRateLimiter(config.rateLimitPerMinute);
+	},
+
+	started(this: ApiThis) {
+		if (this.config.secretsGenerated) {
+			const token = mintToken(this.config.jwtSecret!, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 });
+			this.logger.warn(
+				`Development mode: JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
+			);
+		}
+	},
+
+	async stopped(this: ApiThis) {
+		await this.limiter.close();
+	}
+};
+
+export default ApiService;
