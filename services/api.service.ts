@@ -78,13 +78,11 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 	actions: {
 		health: {
-			visibility: "public",
 			handler(this: ApiThis) {
 				return { status: "ok", node_id: this.broker.nodeID, uptime_s: Math.round(process.uptime()) };
 			}
 		},
 		ready: {
-			visibility: "public",
 			async handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				const readiness = await this.readiness();
 				if (!readiness.ready) ctx.meta.$statusCode = 503;
