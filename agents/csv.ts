@@ -2,6 +2,7 @@
  * RFC 4180 CSV: quoted fields may hold delimiters, doubled quotes and line breaks. Values stay strings here;
  * typing them is the transformation stage's job, so ingestion reports the data exactly as it was read.
  */
+import { StageInputError } from "./stage-error";
 
 export interface CsvTable {
 	columns: string[];
@@ -11,10 +12,10 @@ export interface CsvTable {
 /** Accepts the forms people put in JSON config, where a literal tab is awkward to type. */
 export function normaliseDelimiter(value: unknown, fallback: string): string {
 	if (value === undefined || value === null || value === "") return fallback;
-	if (typeof value !== "string") throw new Error(`delimiter must be a string, got ${typeof value}`);
+	if (typeof value !== "string") throw new StageInputError(`delimiter must be a string, got ${typeof value}`);
 	if (value === "\\t" || value.toLowerCase() === "tab") return "\t";
-	if (value.length !== 1) throw new Error(`delimiter must be a single character, got ${JSON.stringify(value)}`);
-	if (value === '"' || value === "\n" || value === "\r") throw new Error(`delimiter ${JSON.stringify(value)} cannot be used`);
+	if (value.length !== 1) throw new StageInputError(`delimiter must be a single character, got ${JSON.stringify(value)}`);
+	if (value === '"' || value === "\n" || value === "\r") throw new StageInputError(`delimiter ${JSON.stringify(value)} cannot be used`);
 	return value;
 }
 
@@ -67,7 +68,7 @@ export function parseCsvRows(text: string, delimiter = ","): string[][] {
 			rowHasContent = true;
 		}
 	}
-	if (quoted) throw new Error("CSV has an unterminated quoted field");
+	if (quoted) throw new StageInputError("CSV has an unterminated quoted field");
 	if (field !== "" || row.length > 0 || rowHasContent) endRow();
 	return rows;
 }

@@ -7,6 +7,7 @@ import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { normaliseDelimiter, parseCsv } from "./csv";
+import { StageInputError } from "./stage-error";
 
 export type DataRecord = Record<string, unknown>;
 export type DataFormat = "csv" | "json" | "jsonl";
@@ -23,18 +24,18 @@ export interface LoadedData {
  */
 export function toLocalPath(location: string, what = "data source"): string {
 	const trimmed = location.trim();
-	if (trimmed === "") throw new Error(`${what} is empty`);
+	if (trimmed === "") throw new StageInputError(`${what} is empty`);
 	// Two or more letters: a single letter before ":" is a Windows drive, not a scheme.
 	const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(trimmed)?.[1]?.toLowerCase();
 	if (scheme === "file") {
 		try {
 			return fileURLToPath(trimmed);
 		} catch (err) {
-			throw new Error(`${what} ${trimmed} is not a valid file:// URL: ${(err as Error).message}`);
+			throw new StageInputError(`${what} ${trimmed} is not a valid file:// URL: ${(err as Error).message}`);
 		}
 	}
 	if (scheme !== undefined) {
-		throw new Error(`unsupported ${what} scheme ${scheme}: (the reference worker reads file:// only): ${trimmed}`);
+		throw new StageInputError(`unsupported ${what} scheme ${scheme}: (the reference worker reads file:// only): ${trimmed}`);
 	}
 	return path.resolve(trimmed);
 }
@@ -57,7 +58,7 @@ const FORMAT_ALIASES: Record<string, DataFormat> = {
 export function detectFormat(filePath: string, explicit?: unknown): DataFormat {
 	if (typeof explicit === "string" && explicit.trim() !== "") {
 		const format = FORMAT_ALIASES[explicit.trim().toLowerCase()];
-		if (!format) throw new Error(`unsupported data format ${JSON.stringify(explicit)} (expected csv, tsv, json or jsonl)`);
+		if (!format) throw new StageInputError(`unsupported data format ${JSON.stringify(explicit)} (expected csv, tsv, json or jsonl)`);
 		return format;
 	}
 	const ext = path.extname(filePath).slice(1).toLowerCase();
@@ -76,7 +77,7 @@ export async function readDataFile(filePath: string, options: ReadOptions = {}):
 		text = await readFile(filePath, "utf8");
 	} catch (err) {
 		const code = (err as NodeJS.ErrnoException).code;
-		if (code === "ENOENT") throw new Error(`data source ${filePath} does not exist`);
+		if (code === "ENOENT") throw new StageInputError(`data source ${filePath} does not exist`);
 		throw new Error(`cannot read data source ${filePath}: ${(err as Error).message}`);
 	}
 	if (format === "csv") {
@@ -118,7 +119,7 @@ function parseJsonLines(text: string, filePath: string): DataRecord[] {
 		try {
 			records.push(toRecord(JSON.parse(line)));
 		} catch (err) {
-			throw new Error(`${filePath} line ${index + 1} is not valid JSON: ${(err as Error).message}`);
+			throw new StageInputError(`${filePath} line ${index + 1} is not valid JSON: ${(err as Error).message}`);
 		}
 	});
 	return records;
@@ -174,6 +175,6 @@ export async function loadSpilledRows(location: string): Promise<DataRecord[]> {
 	} catch (err) {
 		throw new Error(`cannot read records file ${filePath}: ${(err as Error).message}`);
 	}
-	if (!Array.isArray(document)) throw new Error(`records file ${filePath} does not hold a JSON array`);
+	if (!Array.isArray(document)) throw new StageInputError(`records file ${filePath} does not hold a JSON array`);
 	return document.map(toRecord);
 }

@@ -257,7 +257,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			const event: AgentUpdatedEvent = { agent };
 			if (previous && previous !== agent.status) event.previous_status = previous;
 			if (removed) event.removed = true;
-			this.broker.emit(EVENTS.agentUpdated, event);
+			// Broadcast: every dispatcher and every gateway's realtime bridge in the cluster needs it.
+			this.broker.broadcast(EVENTS.agentUpdated, event);
 			if (this.broker.cacher) void this.broker.cacher.clean("agents.**");
 		},
 

@@ -46,11 +46,13 @@ export interface AppConfig {
 	retryBaseDelayMs: number;
 	retryMaxDelayMs: number;
 	callbackTokenTtlSec: number;
-	/** Absolute base URL agents use to call back, e.g. http://mcp:8080. */
-	publicUrl: string;
+	/** Absolute base URL agents use to call back, e.g. http://mcp:8080; unset = this node's own gateway. */
+	publicUrl?: string;
 
 	maxWsConnections: number;
 	wsClientBufferLimit: number;
+	/** A `/ws` socket that has not authenticated within this long is closed. */
+	wsAuthTimeoutMs: number;
 
 	metricsEnabled: boolean;
 	sentryDsn?: string;
@@ -164,9 +166,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
 		retryBaseDelayMs: integer(env, "RETRY_BASE_DELAY_MS", 1000, 0),
 		retryMaxDelayMs: integer(env, "RETRY_MAX_DELAY_MS", 60_000, 0),
 		callbackTokenTtlSec: integer(env, "CALLBACK_TOKEN_TTL_SEC", 0, 0),
-		publicUrl: (text(env, "PUBLIC_URL") ?? `http://127.0.0.1:${serverPort}`).replace(/\/+$/, ""),
+		publicUrl: text(env, "PUBLIC_URL")?.replace(/\/+$/, ""),
 		maxWsConnections: integer(env, "MAX_WS_CONNECTIONS", 10_000, 1),
 		wsClientBufferLimit: integer(env, "WS_CLIENT_BUFFER_BYTES", 1024 * 1024, 1024),
+		wsAuthTimeoutMs: integer(env, "WS_AUTH_TIMEOUT_MS", 10_000, 10),
 		metricsEnabled: flag(env, "METRICS_ENABLED", true),
 		sentryDsn: text(env, "SENTRY_DSN"),
 		smtpUrl: text(env, "SMTP_URL"),
@@ -199,7 +202,7 @@ export const CONFIG_VARIABLES = [
 	"MONGODB_URI", "DATABASE_URL", "REDIS_URL", "JWT_SECRET", "API_KEY", "CORS_ORIGINS", "BODY_LIMIT_BYTES",
 	"RATE_LIMIT_PER_MINUTE", "MAX_AGENTS", "HEARTBEAT_TIMEOUT_MS", "HEALTH_CHECK_INTERVAL_MS",
 	"HEALTH_CHECK_TIMEOUT_MS", "MAX_CONCURRENT_TASKS", "TASK_TIMEOUT", "RETRY_BASE_DELAY_MS",
-	"RETRY_MAX_DELAY_MS", "CALLBACK_TOKEN_TTL_SEC", "PUBLIC_URL", "MAX_WS_CONNECTIONS", "WS_CLIENT_BUFFER_BYTES",
+	"RETRY_MAX_DELAY_MS", "CALLBACK_TOKEN_TTL_SEC", "PUBLIC_URL", "MAX_WS_CONNECTIONS", "WS_CLIENT_BUFFER_BYTES", "WS_AUTH_TIMEOUT_MS",
 	"METRICS_ENABLED", "SENTRY_DSN", "SMTP_URL", "SMTP_FROM", "AUDIT_RETENTION_DAYS", "FLASK_API_URL",
 	"REQUEST_TIMEOUT_MS", "REQUEST_RETRIES", "REQUEST_RETRY_DELAY_MS", "CIRCUIT_BREAKER_THRESHOLD",
 	"CIRCUIT_BREAKER_WINDOW_MS", "CIRCUIT_BREAKER_HALF_OPEN_MS", "BULKHEAD_CONCURRENCY", "BULKHEAD_MAX_QUEUE",

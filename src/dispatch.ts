@@ -142,7 +142,7 @@ export function planDispatch(input: DispatchInput): Assignment[] {
 		slot.running++;
 		clusterRoom--;
 		agentRoom--;
-		
+		if (slot.running < slot.concurrency) candidates.push(slot);
 		assignments.push({ task_id: task.task_id, agent_id: slot.id });
 	}
 	return assignments;
