@@ -33,6 +33,9 @@ type Meta = { user?: Principal | null; idempotencyKey?: string };
 type Change = Partial<Task>;
 
 const DELIVERY_TIMEOUT_MS = 10_000;
+/** Wait before offering a task again after its agent could not be reached (its node may still be announcing itself). */
+const UNREACHABLE_RETRY_MS = 250;
+const NEVER_DELIVERED_ERRORS = new Set(["ServiceNotFoundError", "ServiceNotAvailableError"]);
 const MAX_LOGS = 200;
 
 export interface TaskFailure {
@@ -58,7 +61,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	mutate(id: string, change: (task: StoredTask) => Change | null): Promise<StoredTask>;
 	announce(task: StoredTask): void;
 	announceFailure(task: StoredTask, failure: TaskFailure): void;
-	requeue(id: string, agentId: string, reason: string): Promise<void>;
+	requeue(id: string, agentId: string, reason: string, delayMs?: number, undoAttempt?: boolean): Promise<void>;
 	scheduleDispatch(): void;
 	dispatch(): Promise<void>;
 	start(taskId: string, agentId: string): Promise<void>;
@@ -408,11 +411,16 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 					);
 					await this.finishAttempt(task.task_id, attempt, { result });
 				} catch (err) {
-					const e = err as Error & { retryable?: boolean; type?: string };
-					const lost = e.name === "ServiceNotAvailableError" || e.name === "RequestRejectedError";
+					const e = err as Error & { type?: string };
+					if (NEVER_DELIVERED_ERRORS.has(e.name) || e.name === "RequestRejectedError") {
+						// The agent's node is gone or not yet announced: not the task's fault, so no retry is spent.
+						// A task that never reached the agent does not count the attempt either.
+						await this.requeue(task.task_id, agent.id, `was unreachable (${e.message})`, UNREACHABLE_RETRY_MS, NEVER_DELIVERED_ERRORS.has(e.name));
+						return;
+					}
 					await this.finishAttempt(task.task_id, attempt, {
 						failure: {
-							code: lost ? "AGENT_LOST" : e.name === "RequestTimeoutError" ? "TIMEOUT" : "EXECUTION_ERROR",
+							code: e.name === "RequestTimeoutError" ? "TIMEOUT" : "EXECUTION_ERROR",
 							message: e.message,
 							retryable: e.type !== "NON_RETRYABLE"
 						}
@@ -506,15 +514,25 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			for (const t of running) await this.requeue(t.task_id, agentId, reason);
 		},
 
-		async requeue(this: TasksThis, id: string, agentId: string, reason: string) {
+		async requeue(this: TasksThis, id: string, agentId: string, reason: string, delayMs = 0, undoAttempt = false) {
+			const notBefore = delayMs ? new Date(Date.now() + delayMs).toISOString() : null;
 			await this.mutate(id, cur =>
 				cur.status === "running" && cur.assigned_agent === agentId
-					? { status: "pending", assigned_agent: null, progress: 0, logs: withLog(cur, "warn", `Agent ${agentId} ${reason}; re-queued after attempt ${cur.attempt}`) }
+					? {
+							status: "pending",
+							assigned_agent: null,
+							progress: 0,
+							next_attempt_at: notBefore,
+							...(undoAttempt ? { attempt: cur.attempt - 1 } : {}),
+							logs: withLog(cur, "warn", `Agent ${agentId} ${reason}; re-queued after attempt ${cur.attempt}`)
+						}
 					: null
 			).catch(err => this.logger.warn({ err, task: id }, "re-queue failed"));
 			clearTimeout(this.attemptTimers.get(id));
 			this.attemptTimers.delete(id);
 			this.markAgentDirty(agentId);
+			if (delayMs) setTimeout(() => this.scheduleDispatch(), delayMs).unref();
+			this.scheduleDispatch();
 		},
 
 		markAgentDirty(this: TasksThis, agentId: string) {

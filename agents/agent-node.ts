@@ -1,0 +1,51 @@
+/**
+ * `npm run agent`: an agent node that joins the cluster over TRANSPORTER and runs the reference
+ * worker for the six stage types (AGENT_NAME, AGENT_CAPABILITIES, AGENT_CONCURRENCY).
+ */
+import os from "node:os";
+import { ServiceBroker } from "moleculer";
+import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from "../mixins/agent.mixin";
+import { brokerOptions } from "../src/broker-options";
+import { loadConfig } from "../src/config";
+import { resolveSecrets } from "../src/secrets";
+import { executeStage, WORKER_STAGE_TYPES } from "./stage-worker";
+
+export function agentNodeSettings(env: NodeJS.ProcessEnv) {
+	const name = env.AGENT_NAME?.trim() || `reference-agent-${os.hostname()}`;
+	const capabilities = (env.AGENT_CAPABILITIES?.split(",").map(c => c.trim()).filter(Boolean) ?? []).length
+		? env.AGENT_CAPABILITIES!.split(",").map(c => c.trim()).filter(Boolean)
+		: [...WORKER_STAGE_TYPES];
+	const concurrency = Number(env.AGENT_CONCURRENCY ?? 2);
+	if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`AGENT_CONCURRENCY: expected an integer >= 1, got "${env.AGENT_CONCURRENCY}"`);
+	return { name, capabilities, concurrency };
+}
+
+async function main() {
+	const config = resolveSecrets(loadConfig(process.env));
+	if (!config.transporter) {
+		console.error("TRANSPORTER is not set: an agent node joins a cluster, e.g. TRANSPORTER=nats://127.0.0.1:4222 (or TRANSPORTER=TCP on one machine without NATS).");
+		process.exit(2);
+	}
+	const settings = agentNodeSettings(process.env);
+	const broker = new ServiceBroker({
+		...brokerOptions(config),
+		nodeID: process.env.NODE_ID?.trim() || `${settings.name}-${process.pid}`
+	});
+	broker.createService({
+		name: "reference-agent",
+		mixins: [agentMixin(settings)],
+		methods: {
+			handleTask(this: AgentThis, task: AgentTask, report: ProgressReport) {
+				return executeStage(task.type, task.payload, (progress, message) => void report(progress, message));
+			}
+		}
+	});
+	await broker.start();
+	for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void broker.stop().then(() => process.exit(0)));
+}
+
+if (require.main === module)
+	main().catch(err => {
+		console.error(err);
+		process.exit(1);
+	});

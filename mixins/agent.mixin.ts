@@ -1,0 +1,107 @@
+/**
+ * Turns any Moleculer service into an MCP agent: it registers itself with its node id, heartbeats,
+ * and takes the tasks the dispatcher delivers to it by a direct call to its `execute` action.
+ * The service supplies `handleTask(task, report)`; its return value is the task's result, a thrown
+ * error its failure (an error with `retryable: false` fails the task without retries).
+ */
+import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import { appConfig } from "../src/app-config";
+import type { TypedServiceSchema } from "../src/service-schema";
+import type { AgentType, RegisteredAgent } from "../src/types";
+
+export interface AgentTask {
+	task_id: string;
+	type: string;
+	payload: Record<string, unknown>;
+	timeout: number;
+	attempt: number;
+}
+
+export type ProgressReport = (progress: number, message?: string) => Promise<void>;
+
+export interface AgentOptions {
+	name: string;
+	type?: AgentType;
+	capabilities: string[];
+	/** Tasks this agent runs at once (registered as `resources.cpu`). */
+	concurrency?: number;
+}
+
+export interface AgentThis extends Service<Record<string, any>> {
+	agentId?: string;
+	heartbeatTimer?: NodeJS.Timeout;
+	stopping?: boolean;
+	handleTask(task: AgentTask, report: ProgressReport): Promise<unknown>;
+	registerAgent(): Promise<void>;
+	heartbeat(): Promise<void>;
+}
+
+export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
+	const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
+	const schema: Partial<TypedServiceSchema<AgentThis>> = {
+		actions: {
+			execute: {
+				// Reached by the dispatcher over the transporter, never through the REST gateway.
+				visibility: "public",
+				bulkhead: { enabled: true, concurrency, maxQueueSize: concurrency * 100 },
+				params: { task_id: "string", type: "string", payload: "object", timeout: "number", attempt: "number" },
+				async handler(this: AgentThis, ctx: Context<AgentTask>) {
+					const task = ctx.params;
+					const report: ProgressReport = async (progress, message) => {
+						await ctx.call("tasks.progress", { id: task.task_id, progress, message }).catch(() => undefined);
+					};
+					try {
+						return await this.handleTask(task, report);
+					} catch (err) {
+						const e = err as Error & { retryable?: boolean };
+						// 4xx: a task's own failure must not open Moleculer's breaker on this node.
+						throw new Errors.MoleculerClientError(e.message, 422, e.retryable === false ? "NON_RETRYABLE" : "TASK_FAILED");
+					}
+				}
+			}
+		},
+		methods: {
+			async registerAgent(this: AgentThis) {
+				await this.broker.waitForServices(["agents"]);
+				const agent = await this.broker.call<RegisteredAgent, object>("agents.register", {
+					name: opts.name,
+					type: opts.type ?? "worker",
+					capabilities: opts.capabilities,
+					resources: { cpu: concurrency },
+					node_id: this.broker.nodeID,
+					service: this.fullName
+				});
+				this.agentId = agent.id;
+				this.logger.info({ agent_id: agent.id, capabilities: opts.capabilities }, "registered as an agent");
+			},
+			async heartbeat(this: AgentThis) {
+				if (!this.agentId) return this.registerAgent();
+				try {
+					await this.broker.call("agents.heartbeat", { id: this.agentId });
+				} catch (err) {
+					// Deregistered (or the registry lost us): come back.
+					if ((err as Errors.MoleculerError).code === 404) await this.registerAgent();
+					else throw err;
+				}
+			}
+		},
+		started(this: AgentThis) {
+			const interval = Math.max(200, Math.floor(appConfig(this.broker).heartbeatTimeoutMs / 3));
+			this.heartbeatTimer = setInterval(() => {
+				void this.heartbeat().catch(err => this.logger.debug({ err: (err as Error).message }, "heartbeat failed"));
+			}, interval);
+			this.heartbeatTimer.unref();
+		},
+		events: {
+			// Register only once this node has announced its services, so the dispatcher can call us at once;
+			// and without blocking start-up: the registry may live on a node that joins later.
+			"$broker.started"(this: AgentThis) {
+				void this.registerAgent().catch(err => this.logger.warn({ err: (err as Error).message }, "agent registration failed; retrying on heartbeat"));
+			}
+		},
+		stopped(this: AgentThis) {
+			clearInterval(this.heartbeatTimer);
+		}
+	};
+	return schema as Partial<ServiceSchema>;
+}
