@@ -1,11 +1,14 @@
 /** `DocumentDriver` over the NeDB datastore that moleculer-db's MemoryAdapter opens. */
 import type Datastore from "@seald-io/nedb";
 import type { DocumentDriver } from "./document-store";
+import { NedbGroupCommit } from "./nedb-group-commit";
 
 export function nedbDriver(db: Datastore): DocumentDriver {
+	const commit = new NedbGroupCommit((db as unknown as { persistence: ConstructorParameters<typeof NedbGroupCommit>[0] }).persistence);
 	return {
 		async insert(doc) {
 			await db.insertAsync(doc);
+			await commit.flushed();
 		},
 		findOne: query => db.findOneAsync(query) as Promise<Record<string, unknown> | null>,
 		find(query, sort, offset, limit) {
@@ -16,9 +19,14 @@ export function nedbDriver(db: Datastore): DocumentDriver {
 		count: query => db.countAsync(query) as unknown as Promise<number>,
 		async updateOne(query, set) {
 			const { numAffected } = await db.updateAsync(query, { $set: set }, {});
+			if (numAffected) await commit.flushed();
 			return numAffected;
 		},
-		removeMany: query => db.removeAsync(query, { multi: true }),
+		async removeMany(query) {
+			const removed = await db.removeAsync(query, { multi: true });
+			if (removed) await commit.flushed();
+			return removed;
+		},
 		async createIndex(fields) {
 			// NeDB indexes one field at a time; the first field carries the selectivity.
 			await db.ensureIndexAsync({ fieldName: fields[0] });
