@@ -27,9 +27,10 @@ export function nedbDriver(db: Datastore): DocumentDriver {
 			if (removed) await commit.flushed();
 			return removed;
 		},
-		async createIndex(fields) {
-			// NeDB indexes one field at a time; the first field carries the selectivity.
-			await db.ensureIndexAsync({ fieldName: fields[0] });
+		async createIndex() {
+			// Deliberately none beyond `_id`: NeDB keeps all documents sharing a key value in one array, so an
+			// index on a low-cardinality field (status, agent) makes every status change O(documents). Every hot
+			// path here goes by id; filtered listings scan, which the embedded single-machine store can afford.
 		},
 		isDuplicateKey: err => (err as { errorType?: string })?.errorType === "uniqueViolated",
 		async ping() {}

@@ -1,6 +1,7 @@
 /** The embedded store is files under DATA_DIR: a restart keeps every agent. */
 import { tempDir } from "../support/broker";
-import { client } from "../support/http";
+import { client, waitFor } from "../support/http";
+import { startHttpAgent } from "../support/http-agent";
 import { startServer } from "../support/server";
 
 test("agents survive a restart on the embedded NeDB files", async () => {
@@ -22,6 +23,33 @@ test("agents survive a restart on the embedded NeDB files", async () => {
 			[registered[2].id, "active"]
 		]);
 	} finally {
+		await second.stop();
+	}
+});
+
+test("tasks survive a restart: pending ones are dispatched again, finished ones keep their result", async () => {
+	const DATA_DIR = tempDir();
+	const first = await startServer({ DATA_DIR });
+	const operator = client(first.url, first.token(["operator"]));
+	const waiting = (await operator.post("/api/v1/tasks", { type: "after-restart", priority: "high" })).body;
+	const cancelled = (await operator.post("/api/v1/tasks", { type: "after-restart" })).body;
+	await operator.post(`/api/v1/tasks/${cancelled.task_id}/cancel`);
+	await first.stop();
+
+	const second = await startServer({ DATA_DIR });
+	const agent = await startHttpAgent();
+	try {
+		const op2 = client(second.url, second.token(["operator"]));
+		await op2.post("/api/v1/agents/register", { name: "late", type: "worker", capabilities: ["after-restart"], endpoints: { task: agent.endpoints.task } });
+		const done = await waitFor(async () => {
+			const t = (await op2.get(`/api/v1/tasks/${waiting.task_id}`)).body;
+			return t.status === "completed" ? t : undefined;
+		});
+		expect(done).toMatchObject({ attempt: 1, result: { ok: true } });
+		expect((await op2.get(`/api/v1/tasks/${cancelled.task_id}`)).body.status).toBe("cancelled");
+		expect(agent.deliveries.map(d => d.task_id)).toEqual([waiting.task_id]);
+	} finally {
+		await agent.close();
 		await second.stop();
 	}
 });
