@@ -194,18 +194,23 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			}
 		},
 
-		/** The task dispatcher's view of an agent's load (not a REST route). */
+		/** A dispatcher's count of tasks it runs on an agent (not a REST route); several core nodes each report theirs. */
 		setLoad: {
 			visibility: "public",
 			params: {
 				id: "string",
-				running_tasks: { type: "number", integer: true, min: 0 },
-				current_load: { type: "number", min: 0, max: 1, optional: true }
+				node_id: "string",
+				running_tasks: { type: "number", integer: true, min: 0 }
 			},
-			async handler(this: AgentsThis, ctx: Context<{ id: string; running_tasks: number; current_load?: number }>) {
-				const { id, running_tasks, current_load } = ctx.params;
+			async handler(this: AgentsThis, ctx: Context<{ id: string; node_id: string; running_tasks: number }>) {
+				const { id, node_id, running_tasks } = ctx.params;
 				return this.mailbox.run(id, async () => {
-					const updated = await this.store.update(id, { running_tasks, ...(current_load !== undefined ? { current_load } : {}) });
+					const agent = await this.store.get(id);
+					if (!agent) return null;
+					const running_by_node = { ...agent.running_by_node, [node_id]: running_tasks };
+					if (!running_tasks) delete running_by_node[node_id];
+					const total = Object.values(running_by_node).reduce((sum, n) => sum + n, 0);
+					const updated = await this.store.update(id, { running_by_node, running_tasks: total });
 					if (updated) this.announce(updated);
 					return updated;
 				});

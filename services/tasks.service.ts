@@ -27,9 +27,12 @@ import {
 	type Agent, type AgentUpdatedEvent, type LogLevelName, type Principal, type Task, type TaskDelivery, type TaskStatus, type TaskSubmission
 } from "../src/types";
 
-/** The stored record: the wire task plus its optimistic-concurrency version. */
-export type StoredTask = Task & { version: number };
-type Meta = { user?: Principal | null; idempotencyKey?: string };
+/**
+ * The stored record: the wire task plus its optimistic-concurrency version and the node that owns
+ * it (the one actor instance allowed to drive it; see `ownerOf`).
+ */
+export type StoredTask = Task & { version: number; owner_node: string };
+type Meta = { user?: Principal | null; idempotencyKey?: string; forwarded?: boolean };
 type Change = Partial<Task>;
 
 const DELIVERY_TIMEOUT_MS = 10_000;
@@ -55,6 +58,8 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	backoffTimers: Map<string, NodeJS.Timeout>;
 	breaker: DeliveryBreaker;
 	dispatchScheduled: boolean;
+	/** The pass in progress: passes never overlap, so two cannot plan the same queued task. */
+	dispatching: Promise<void>;
 	loadFlush?: NodeJS.Timeout;
 	dirtyAgents: Set<string>;
 	load(id: string): Promise<StoredTask>;
@@ -72,6 +77,11 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	markAgentDirty(agentId: string): void;
 	callbackBase(): string;
 	runningByAgent(): Map<string, number>;
+	ownerCall<T>(ctx: Context<{ id: string }, Meta>): Promise<{ forwarded: true; result: T } | { forwarded: false }>;
+	adopt(task: StoredTask): Promise<StoredTask | null>;
+	adoptOrphans(isOrphan: (ownerNode: string) => boolean): Promise<void>;
+	resume(task: StoredTask): Promise<void>;
+	nodeAlive(nodeId: string): boolean;
 }
 
 function logEntry(level: LogLevelName, message: string) {
@@ -84,9 +94,11 @@ function withLog(task: Task, level: LogLevelName, message: string): Task["logs"]
 
 /** The public shape: the spec's status fields first, internals dropped. */
 export function toWire(task: StoredTask): Task {
-	const { version: _version, ...wire } = task;
+	const { version: _version, owner_node: _owner, ...wire } = task;
 	return wire;
 }
+
+const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
 
 /** `Idempotency-Key` scoped to its caller, as an id: the same key gives the same task on every node. */
 function idempotentId(sub: string, key: string): string {
@@ -101,9 +113,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			idField: "task_id",
 			queryable: {
 				status: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
-				priority: "string", created_at: "string", version: "number"
+				priority: "string", created_at: "string", version: "number", owner_node: "string"
 			},
-			indexes: [["status", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"]]
+			indexes: [["status", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"]]
 		})
 	],
 
@@ -150,7 +162,8 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 					updated_at: now,
 					finished_at: null,
 					next_attempt_at: null,
-					version: 1
+					version: 1,
+					owner_node: this.broker.nodeID
 				};
 				try {
 					await this.store.insert(task);
@@ -199,7 +212,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 
 		cancel: {
 			params: { id: "string" },
-			async handler(this: TasksThis, ctx: Context<{ id: string }>) {
+			async handler(this: TasksThis, ctx: Context<{ id: string }, Meta>) {
+				const owner = await this.ownerCall<Task>(ctx);
+				if (owner.forwarded) return owner.result;
 				const task = await this.mutate(ctx.params.id, t => ({
 					status: "cancelled",
 					finished_at: new Date().toISOString(),
@@ -217,6 +232,8 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			},
 			async handler(this: TasksThis, ctx: Context<{ id: string; progress: number; message?: string }, Meta>) {
 				const { id, progress, message } = ctx.params;
+				const owner = await this.ownerCall<unknown>(ctx);
+				if (owner.forwarded) return owner.result;
 				const task = await this.mutate(id, t => {
 					if (ctx.meta.user && !mayReportOnTask(ctx.meta.user, id, t.assigned_agent)) throw forbidden("Not this agent's task");
 					if (t.status !== "running") throw conflict(`Task is ${t.status}, not running`, { status: t.status });
@@ -229,7 +246,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		complete: {
 			params: { id: "string", result: { type: "any", optional: true } },
 			async handler(this: TasksThis, ctx: Context<{ id: string; result?: unknown }, Meta>) {
-				const current = await this.load(ctx.params.id);
+				const owner = await this.ownerCall<Task>(ctx);
+				if (owner.forwarded) return owner.result;
+				const current = this.live.get(ctx.params.id) ?? (await this.load(ctx.params.id));
 				if (ctx.meta.user && !mayReportOnTask(ctx.meta.user, current.task_id, current.assigned_agent)) throw forbidden("Not this agent's task");
 				const task = await this.finishAttempt(current.task_id, current.attempt, { result: ctx.params.result ?? null });
 				if (!task) throw conflict(`Task is ${current.status}, not running`, { status: current.status });
@@ -240,7 +259,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		fail: {
 			params: { id: "string", error: { type: "string", min: 1, max: 10_000 }, retryable: { type: "boolean", optional: true } },
 			async handler(this: TasksThis, ctx: Context<{ id: string; error: string; retryable?: boolean }, Meta>) {
-				const current = await this.load(ctx.params.id);
+				const owner = await this.ownerCall<Task>(ctx);
+				if (owner.forwarded) return owner.result;
+				const current = this.live.get(ctx.params.id) ?? (await this.load(ctx.params.id));
 				if (ctx.meta.user && !mayReportOnTask(ctx.meta.user, current.task_id, current.assigned_agent)) throw forbidden("Not this agent's task");
 				const failure: TaskFailure = { code: "EXECUTION_ERROR", message: ctx.params.error, retryable: ctx.params.retryable ?? true };
 				const task = await this.finishAttempt(current.task_id, current.attempt, { failure });
@@ -251,6 +272,12 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 	},
 
 	events: {
+		/** A core node died: the survivors race (compare-and-set) to adopt its open tasks. */
+		async "$node.disconnected"(this: TasksThis, ctx: Context<{ node: { id: string } }>) {
+			const dead = ctx.params.node.id;
+			await this.adoptOrphans(owner => owner === dead);
+		},
+
 		async [EVENTS.agentUpdated](this: TasksThis, ctx: Context<AgentUpdatedEvent>) {
 			const { agent, removed } = ctx.params;
 			if (removed) this.agents.delete(agent.id);
@@ -320,12 +347,14 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			});
 		},
 
+		/** Coalesces requests: one dispatch pass at a time, and one more after it if anything asked meanwhile. */
 		scheduleDispatch(this: TasksThis) {
 			if (this.dispatchScheduled) return;
 			this.dispatchScheduled = true;
 			setImmediate(() => {
 				this.dispatchScheduled = false;
-				this.dispatch().catch(err => this.logger.error({ err }, "dispatch failed"));
+				const pass = this.dispatching.then(() => this.dispatch()).catch(err => this.logger.error({ err }, "dispatch failed"));
+				this.dispatching = pass;
 			});
 		},
 
@@ -349,7 +378,8 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			const running = this.runningByAgent();
 			const agents: DispatchAgent[] = [...this.agents.values()].map(a => ({
 				...a,
-				running_tasks: running.get(a.id) ?? 0,
+				// Ours counted live; other core nodes' as they last reported them.
+				running_tasks: (running.get(a.id) ?? 0) + a.running_tasks - (a.running_by_node?.[this.broker.nodeID] ?? 0),
 				skip: this.breaker.isOpen(a.id, now)
 			}));
 			const plan = planDispatch({ tasks: queued, agents, runningTotal, maxConcurrentTasks: this.config.maxConcurrentTasks, now });
@@ -368,9 +398,11 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			const agent = this.agents.get(agentId);
 			if (!agent) return;
 			let task: StoredTask;
+			// Only the call whose change was committed delivers; a concurrent claim of the same task sees `running`.
+			let claimed = false;
 			try {
 				task = await this.mutate(taskId, t =>
-					t.status === "pending" || t.status === "retrying"
+					(claimed = t.status === "pending" || t.status === "retrying")
 						? {
 								status: "running",
 								assigned_agent: agentId,
@@ -386,7 +418,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 				this.logger.debug({ err, taskId }, "claim failed");
 				return;
 			}
-			if (task.status !== "running" || task.assigned_agent !== agentId) return;
+			if (!claimed) return;
 			this.markAgentDirty(agentId);
 			const attempt = task.attempt;
 			const timer = setTimeout(() => {
@@ -535,6 +567,66 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			this.scheduleDispatch();
 		},
 
+		/**
+		 * Single writer across nodes: a call about a task runs on the node that owns it. Here we either
+		 * forward it there, or (owner gone) adopt the task, or go on locally.
+		 */
+		async ownerCall<T>(this: TasksThis, ctx: Context<{ id: string }, Meta>) {
+			if (this.live.has(ctx.params.id) || ctx.meta.forwarded) return { forwarded: false as const };
+			const task = await this.load(ctx.params.id);
+			if (task.owner_node === this.broker.nodeID || isTerminal(task.status)) return { forwarded: false as const };
+			if (this.nodeAlive(task.owner_node)) {
+				const result = await ctx.call<T, object>(ctx.action!.name!, ctx.params, { nodeID: task.owner_node, meta: { forwarded: true } });
+				return { forwarded: true as const, result };
+			}
+			await this.adopt(task);
+			return { forwarded: false as const };
+		},
+
+		nodeAlive(this: TasksThis, nodeId: string) {
+			const node = this.broker.registry.nodes.get(nodeId);
+			return Boolean(node?.available && node.services.some(s => s.name === "tasks"));
+		},
+
+		/** Takes over a task whose owner is gone; null when another node adopted it first. */
+		async adopt(this: TasksThis, task: StoredTask) {
+			const adopted = await this.mailbox.run(task.task_id, async () => {
+				const fields = { owner_node: this.broker.nodeID, version: task.version + 1, updated_at: new Date().toISOString() };
+				const won = await this.store.updateIf(task.task_id, { owner_node: task.owner_node, version: task.version }, fields);
+				return won ? { ...task, ...fields } : null;
+			});
+			if (adopted) {
+				this.logger.info({ task: task.task_id, from: task.owner_node }, "adopted task");
+				await this.resume(adopted);
+			}
+			return adopted;
+		},
+
+		async adoptOrphans(this: TasksThis, isOrphan: (ownerNode: string) => boolean) {
+			const open = await this.store.find({ filter: { status: { $in: OPEN_STATUSES } } });
+			for (const task of open) if (task.owner_node !== this.broker.nodeID && isOrphan(task.owner_node)) await this.adopt(task);
+			this.scheduleDispatch();
+		},
+
+		/** Picks up an owned open task whose in-memory state was lost (restart, adoption). */
+		async resume(this: TasksThis, t: StoredTask) {
+			this.track(t);
+			if (t.status !== "running") return;
+			const agent = t.assigned_agent ? this.agents.get(t.assigned_agent) : undefined;
+			// A Moleculer call in flight died with its caller; an HTTP agent may still call back.
+			if (!agent || agent.status === "offline" || agent.node_id) {
+				await this.requeue(t.task_id, t.assigned_agent ?? "", "lost its dispatcher");
+				return;
+			}
+			const remaining = Date.parse(t.started_at ?? t.updated_at) + t.timeout * 1000 - Date.now();
+			const timer = setTimeout(
+				() => void this.finishAttempt(t.task_id, t.attempt, { failure: { code: "TIMEOUT", message: `Attempt ${t.attempt} timed out`, retryable: true } }),
+				Math.max(0, remaining)
+			);
+			timer.unref();
+			this.attemptTimers.set(t.task_id, timer);
+		},
+
 		markAgentDirty(this: TasksThis, agentId: string) {
 			this.dirtyAgents.add(agentId);
 		},
@@ -557,6 +649,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		this.backoffTimers = new Map();
 		this.breaker = new DeliveryBreaker({ threshold: 3, openMs: 30_000 });
 		this.dispatchScheduled = false;
+		this.dispatching = Promise.resolve();
 		this.dirtyAgents = new Set();
 	},
 
@@ -567,35 +660,22 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			const running = this.runningByAgent();
 			for (const agentId of this.dirtyAgents) {
 				if (!this.agents.has(agentId)) continue;
-				void this.broker.call("agents.setLoad", { id: agentId, running_tasks: running.get(agentId) ?? 0 }).catch(() => undefined);
+				void this.broker.call("agents.setLoad", { id: agentId, node_id: this.broker.nodeID, running_tasks: running.get(agentId) ?? 0 }).catch(() => undefined);
 			}
 			this.dirtyAgents.clear();
 		}, 250);
 		this.loadFlush.unref();
 
-		// Resume after a restart: the queue from the store, running tasks re-checked against live agents.
+		// Resume: our own open tasks, and those of owners that are no longer alive (after a restart, our
+		// node id may be new). With a transporter, first give the other nodes time to be discovered.
 		void (async () => {
 			await this.broker.waitForServices(["agents"]);
 			const { agents } = await this.broker.call<{ agents: Agent[] }, Record<string, never>>("agents.list", {});
 			for (const a of agents) this.agents.set(a.id, a);
-			const open = await this.store.find({ filter: { status: { $in: ["pending", "retrying", "running"] } } });
-			for (const t of open) this.track(t);
-			for (const t of open) {
-				if (t.status !== "running") continue;
-				const agent = t.assigned_agent ? this.agents.get(t.assigned_agent) : undefined;
-				// A Moleculer call in flight died with the old process; an HTTP agent may still call back.
-				if (!agent || agent.status === "offline" || agent.node_id) await this.requeue(t.task_id, t.assigned_agent ?? "", "was lost in a restart");
-				else {
-					const remaining = Date.parse(t.started_at ?? t.updated_at) + t.timeout * 1000 - Date.now();
-					const timer = setTimeout(
-						() => void this.finishAttempt(t.task_id, t.attempt, { failure: { code: "TIMEOUT", message: `Attempt ${t.attempt} timed out`, retryable: true } }),
-						Math.max(0, remaining)
-					);
-					timer.unref();
-					this.attemptTimers.set(t.task_id, timer);
-				}
-			}
-			this.scheduleDispatch();
+			const mine = await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: this.broker.nodeID } });
+			for (const t of mine) await this.resume(t);
+			if (this.config.transporter) await new Promise(r => setTimeout(r, this.config.broker.nodeHeartbeatTimeoutSec * 1000).unref());
+			await this.adoptOrphans(owner => !this.nodeAlive(owner));
 		})().catch(err => this.logger.error({ err }, "resume failed"));
 	},
 

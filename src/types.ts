@@ -94,7 +94,10 @@ export interface Agent {
 	node_id: string | null;
 	service: string | null;
 	current_load: number;
+	/** Tasks running on it, cluster-wide: the sum of `running_by_node`. */
 	running_tasks: number;
+	/** Running tasks as counted by each dispatching core node. */
+	running_by_node?: Record<string, number>;
 	last_heartbeat: string;
 	registered_at: string;
 	updated_at: string;
