@@ -1,0 +1,32 @@
+# MCP Server image: one image for every node kind of the cluster.
+#   default command  = `npm start` (moleculer-runner, every service in dist/services, or those in SERVICES)
+#   agent node       = command ["node", "dist/agents/agent-node.js"]
+#   REPL             = docker-compose run --rm mcp-server node dist/scripts/repl.js
+# With NODE_ENV=production (set below) a node refuses to start without JWT_SECRET and API_KEY.
+
+FROM node:22-alpine AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json moleculer.config.ts ./
+COPY src ./src
+COPY services ./services
+COPY mixins ./mixins
+COPY agents ./agents
+COPY scripts ./scripts
+RUN npm run build
+
+FROM node:22-alpine AS runtime
+ENV NODE_ENV=production \
+    SERVICEDIR=dist/services \
+    SERVER_PORT=8080 \
+    DATA_DIR=/app/data
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY examples ./examples
+RUN mkdir -p /app/data /app/logs && chown node:node /app/data /app/logs
+USER node
+EXPOSE 8080
+CMD ["npx", "moleculer-runner", "--config", "dist/moleculer.config.js"]
