@@ -654,6 +654,8 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 	},
 
 	async started(this: TasksThis) {
+		if (!this.config.publicUrl && !this.broker.getLocalService("api"))
+			this.logger.warn("PUBLIC_URL is not set and no gateway runs on this node: HTTP agents will be told to call back to 127.0.0.1");
 		// Agents' running counts reach the registry in batches: one write per agent per tick, not per task.
 		this.loadFlush = setInterval(() => {
 			if (!this.dirtyAgents.size) return;

@@ -2,14 +2,62 @@
  * Broker options from the typed config: used by `moleculer.config.ts` (moleculer-runner), by the
  * agent and REPL entry points and by tests, so every node is configured the same way.
  */
-import type { BrokerOptions, Errors } from "moleculer";
+import path from "node:path";
+import type { BrokerOptions, Errors, Middleware } from "moleculer";
+import { pino, type DestinationStream } from "pino";
 import type { AppConfig } from "./config";
+import { redisOptions, ResilientRedisCacher } from "./resilient-redis-cacher";
+import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
+import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
+import { requestContextMiddleware, requestLogFields } from "./middlewares/request-context";
 
-/** Never in logs: credentials in headers, bodies and our own config. */
-export const REDACTED_PATHS = [
-	"*.authorization", "*.headers.authorization", "*.headers[\"x-api-key\"]", "*.token", "*.callback_token",
-	"*.api_key", "*.jwtSecret", "*.apiKey", "*.password", "req.headers.authorization", "config.jwtSecret", "config.apiKey"
-];
+// ---------- logging: redaction, request ids, optional rotated files ----------
+/** Field names that hold credentials: headers, bodies, tokens and our own config. */
+export const REDACTED_KEYS = ["authorization", "token", "callback_token", "api_key", "apiKey", "jwtSecret", "password", "x-api-key"];
+
+/**
+ * pino's paths for them at the top of a line's object and one or two levels down (a wildcard
+ * matches exactly one level: "*.token" alone misses `{ token }` and `{ a: { b: { token } } }`).
+ */
+export const REDACTED_PATHS = REDACTED_KEYS.flatMap(key => {
+	const segment = /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+	const top = segment.startsWith(".") ? segment.slice(1) : segment;
+	return [top, `*${segment}`, `*.*${segment}`];
+});
+
+/** LOG_DIR set: JSON lines to stdout as always, and to daily/size-rotated files there (pino-roll, in pino's worker thread). */
+function logDestination(config: AppConfig): DestinationStream | undefined {
+	if (!config.logDir) return undefined;
+	// Moleculer gives each module's child logger its level: the targets pass everything on.
+	return pino.transport({
+		targets: [
+			{ target: "pino/file", level: "trace", options: { destination: 1 } },
+			{
+				target: "pino-roll",
+				level: "trace",
+				options: {
+					file: path.join(config.logDir, "mcp-server"),
+					extension: ".log",
+					frequency: "daily",
+					dateFormat: "yyyy-MM-dd",
+					size: "100m",
+					mkdir: true,
+					limit: { count: 14, removeOtherLogFiles: true }
+				}
+			}
+		]
+	});
+}
+
+// ---------- metrics ----------
+/** Moleculer's registry, no reporter: `GET /metrics` on the gateway renders it (see `src/metrics/prometheus.ts`). */
+function metricsOptions(config: AppConfig): BrokerOptions["metrics"] {
+	return config.metricsEnabled ? { enabled: true, reporter: null } : false;
+}
+
+function operationsMiddlewares(): Middleware[] {
+	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware()];
+}
 
 const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retryable);
 
@@ -23,7 +71,10 @@ export function brokerOptions(config: AppConfig): BrokerOptions {
 			type: "Pino",
 			options: {
 				level: config.logLevel,
-				pino: { options: { redact: { paths: REDACTED_PATHS, censor: "[redacted]" } } }
+				pino: {
+					options: { redact: { paths: REDACTED_PATHS, censor: "[redacted]" }, mixin: requestLogFields },
+					destination: logDestination(config)
+				}
 			}
 		},
 		metadata: { config },
@@ -55,10 +106,13 @@ export function brokerOptions(config: AppConfig): BrokerOptions {
 		registry: { strategy: config.broker.strategy, preferLocal: true },
 		// Without Redis there is no cache: a per-node memory cache would serve stale agent lists in a cluster.
 		cacher: config.redisUrl
-			? ({ type: "Redis", options: { redis: config.redisUrl, prefix: `${config.broker.namespace}-cache`, ttl: 30 } } as unknown as BrokerOptions["cacher"])
+			? new ResilientRedisCacher({ redis: redisOptions(config.redisUrl), prefix: `${config.broker.namespace}-cache`, ttl: 30, redlock: false } as never)
 			: null,
 		validator: true,
-		metrics: false,
-		tracing: false
+		metrics: metricsOptions(config),
+		tracing: false,
+		middlewares: operationsMiddlewares(),
+		// Server errors to Sentry when SENTRY_DSN is set; rethrown either way.
+		errorHandler: brokerErrorHandler(config) as unknown as BrokerOptions["errorHandler"]
 	};
 }

@@ -180,7 +180,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 			namespace: text(env, "NAMESPACE") ?? "mcp",
 			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
 			nodeHeartbeatTimeoutSec: integer(env, "NODE_HEARTBEAT_TIMEOUT_SEC", 6, 2),
-			requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", 30_000, 0),
+			requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_MS", 10_000, 0),
 			retries: integer(env, "REQUEST_RETRIES", 2, 0),
 			retryDelayMs: integer(env, "REQUEST_RETRY_DELAY_MS", 100, 0),
 			circuitBreakerThreshold: Number(text(env, "CIRCUIT_BREAKER_THRESHOLD") ?? 0.5),

@@ -1,0 +1,83 @@
+/**
+ * Real processes for cluster and fault tests: private nats-server and redis-server instances on free
+ * ports (so a test may kill and restart them) and MCP nodes started from dist/ by moleculer-runner.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { waitFor } from "./http";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+export function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = net.createServer();
+		server.once("error", reject);
+		server.listen(0, "127.0.0.1", () => {
+			const { port } = server.address() as net.AddressInfo;
+			server.close(() => resolve(port));
+		});
+	});
+}
+
+function portOpen(port: number): Promise<boolean> {
+	return new Promise(resolve => {
+		const socket = net.connect({ host: "127.0.0.1", port });
+		socket.once("connect", () => (socket.destroy(), resolve(true)));
+		socket.once("error", () => resolve(false));
+	});
+}
+
+export interface ManagedProcess {
+	readonly name: string;
+	process: ChildProcess;
+	output: string[];
+	kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function manage(name: string, command: string, args: string[], env: Record<string, string> = {}): ManagedProcess {
+	const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+	const managed: ManagedProcess = {
+		name,
+		process: child,
+		output: [],
+		kill: (signal = "SIGKILL") =>
+			new Promise(resolve => {
+				if (child.exitCode !== null || child.signalCode !== null) return resolve();
+				child.once("exit", () => resolve());
+				child.kill(signal);
+			})
+	};
+	// Keep the pipes drained (a full pipe would block the child) and the tail for diagnostics.
+	const keep = (chunk: Buffer) => {
+		managed.output.push(chunk.toString());
+		if (managed.output.length > 200) managed.output.shift();
+	};
+	child.stdout!.on("data", keep);
+	child.stderr!.on("data", keep);
+	return managed;
+}
+
+export async function startNatsServer(port?: number): Promise<ManagedProcess & { port: number; url: string }> {
+	const p = port ?? (await freePort());
+	const nats = manage(`nats:${p}`, "/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(p)]);
+	await waitFor(() => portOpen(p), 10_000);
+	return Object.assign(nats, { port: p, url: `nats://127.0.0.1:${p}` });
+}
+
+export async function startRedisServer(port?: number): Promise<ManagedProcess & { port: number; url: string }> {
+	const p = port ?? (await freePort());
+	const redis = manage(`redis:${p}`, "redis-server", ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+	await waitFor(() => portOpen(p), 10_000);
+	return Object.assign(redis, { port: p, url: `redis://127.0.0.1:${p}` });
+}
+
+/** An MCP node as `npm start` runs it (moleculer-runner over dist/services), with `SERVICES` picking its role. */
+export function startNode(name: string, env: Record<string, string>): ManagedProcess {
+	return manage(name, process.execPath, [path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"), "--config", "dist/moleculer.config.js"], {
+		SERVICEDIR: "dist/services",
+		NODE_ID: name,
+		LOG_LEVEL: "warn",
+		...env
+	});
+}
