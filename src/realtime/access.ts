@@ -1,0 +1,54 @@
+/**
+ * Who may listen, and to what. Users with any role read everything (as `viewer` does over REST);
+ * an agent token sees only its own agent and the tasks assigned to it, and a task callback token
+ * only its one task: events would otherwise leak other agents' work to any registered agent.
+ */
+import jwt from "jsonwebtoken";
+import { isAgentOnly, isAllowed } from "../access";
+import { TokenError, verifyToken } from "../tokens";
+import type { ClusterMessage, Principal } from "../types";
+
+export interface RealtimeSession {
+	principal: Principal;
+	/** Epoch ms when the token expires: the connection ends then too. */
+	expiresAt?: number;
+}
+
+export class RealtimeAuthError extends Error {
+	constructor(message: string) {
+		super(message);
+		this.name = "RealtimeAuthError";
+	}
+}
+
+/** Verifies a presented token; throws `RealtimeAuthError` saying why it is refused. */
+export function authenticateListener(secret: string, token: unknown): RealtimeSession {
+	if (typeof token !== "string" || token === "") throw new RealtimeAuthError("missing token");
+	let principal: Principal;
+	try {
+		principal = verifyToken(secret, token);
+	} catch (err) {
+		throw new RealtimeAuthError(err instanceof TokenError ? err.message : "Invalid token");
+	}
+	if (!isAllowed(principal, { level: "read", agent: true }))
+		throw new RealtimeAuthError(`roles ${JSON.stringify(principal.roles)} may not receive events`);
+	// verifyToken has checked signature and expiry; decoding again only reads `exp`.
+	const claims = jwt.decode(token);
+	const exp = claims && typeof claims === "object" && typeof claims.exp === "number" ? claims.exp * 1000 : undefined;
+	return exp === undefined ? { principal } : { principal, expiresAt: exp };
+}
+
+export function isVisibleTo(principal: Principal, message: ClusterMessage): boolean {
+	if (!isAgentOnly(principal)) return true;
+	const own = principal.agent_id;
+	switch (message.type) {
+		case "agent_update":
+			return message.agent_id === own && !principal.task_id;
+		case "task_update":
+			return message.assigned_agent === own && (!principal.task_id || principal.task_id === message.task_id);
+		case "error":
+			return message.agent_id === own && (!principal.task_id || principal.task_id === message.task_id);
+		case "pipeline_progress":
+			return false;
+	}
+}
