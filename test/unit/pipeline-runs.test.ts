@@ -1,0 +1,196 @@
+import { validatePipeline } from "../../src/dag";
+import {
+	acceptsTaskOutcome, advanceRun, cancelledStages, DEFAULT_STAGE_RETRY_COUNT, MAX_STAGE_TIMEOUT_SEC, newRun, runSummary, runView, settle,
+	stageAfterTask, stageTaskKey, stageTaskParams, type StageStarter, type StageTaskOutcome, type StoredRun
+} from "../../src/pipelines/runs";
+import type { Pipeline, PipelineDefinition, RunStage, TaskStatus } from "../../src/types";
+
+const NOW = "2024-01-01T00:00:00.000Z";
+
+function pipeline(def: PipelineDefinition): Pipeline {
+	const checked = validatePipeline(def);
+	if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
+	return { pipeline_id: "pipeline-1", ...checked.value, created_at: NOW, updated_at: NOW };
+}
+
+const diamond = pipeline({
+	name: "diamond",
+	stages: [
+		{ name: "source", type: "data-ingestion" },
+		{ name: "left", type: "transformation", parameters: { side: "left" } },
+		{ name: "right", type: "analysis", required: false },
+		{ name: "join", type: "output", timeout: 30, retry_count: 0, required_capabilities: ["disk"] }
+	],
+	dependencies: [{ from: 0, to: 1 }, { from: 0, to: 2 }, { from: 1, to: 3 }, { from: 2, to: 3 }]
+});
+
+const task = (id: string, status: TaskStatus, result: unknown = null, error: string | null = null): StageTaskOutcome => ({ task_id: id, status, result, error });
+
+/** A starter that makes task `t<index>` in the given status and records what it was asked. */
+function starter(statusOf: (index: number) => TaskStatus = () => "pending") {
+	const started: number[] = [];
+	const start: StageStarter = async index => {
+		started.push(index);
+		const status = statusOf(index);
+		return task(`t${index}`, status, status === "completed" ? { index } : null, status === "failed" ? "boom" : null);
+	};
+	return { started, start };
+}
+
+describe("newRun", () => {
+	test("all stages waiting, inputs kept, notification only when it names a target", () => {
+		const run = newRun("run-1", diamond, { input_data: { source: "x" }, parameters: { batch: 1 }, notification: {} }, NOW);
+		expect(run).toMatchObject({
+			run_id: "run-1", pipeline_id: "pipeline-1", status: "running", current_stage: null, completed_stages: [], progress: 0,
+			input_data: { source: "x" }, parameters: { batch: 1 }, notification: null, version: 1, attempt: 0, notification_due: false, finished_at: null
+		});
+		expect(run.stages.map(s => [s.name, s.status, s.task_id])).toEqual([["source", "waiting", null], ["left", "waiting", null], ["right", "waiting", null], ["join", "waiting", null]]);
+		expect(newRun("r", diamond, { notification: { webhook: "http://h/x" } }, NOW).notification).toEqual({ webhook: "http://h/x" });
+		expect(newRun("r", diamond, {}, NOW)).toMatchObject({ input_data: {}, parameters: {} });
+	});
+});
+
+describe("views", () => {
+	test("runView has exactly the contract's fields; internals stay out", () => {
+		const run = newRun("run-1", diamond, {}, NOW);
+		const view = runView({ ...run, stages: run.stages.map(({ error: _e, ...rest }) => rest) });
+		expect(Object.keys(view).sort()).toEqual(
+			["completed_stages", "created_at", "current_stage", "finished_at", "input_data", "parameters", "pipeline_id", "progress", "run_id", "stages", "status", "updated_at"]
+		);
+		expect(view.stages[0]).toEqual({ index: 0, name: "source", status: "waiting", task_id: null, result: null, error: null });
+		expect(Object.keys(runSummary(run)).sort()).toEqual(["completed_stages", "created_at", "current_stage", "finished_at", "progress", "run_id", "status"]);
+	});
+});
+
+describe("stageTaskParams", () => {
+	test("the first stage: run input, run parameters, no upstream, the default retries", () => {
+		const run = newRun("run-1", diamond, { input_data: { source: "s" }, parameters: { side: "run", batch: 2 } }, NOW);
+		expect(stageTaskParams(diamond, run, run.stages, 0)).toEqual({
+			pipeline_id: "pipeline-1", run_id: "run-1", stage: 0, type: "data-ingestion", retry_count: DEFAULT_STAGE_RETRY_COUNT,
+			payload: { input_data: { source: "s" }, parameters: { side: "run", batch: 2 }, upstream: {}, stage: { index: 0, name: "source", type: "data-ingestion" } }
+		});
+	});
+
+	test("stage parameters win; upstream names every dependency with its type, status and result", () => {
+		const run = newRun("run-1", diamond, { parameters: { side: "run", batch: 2 } }, NOW);
+		const stages: RunStage[] = run.stages.map(s =>
+			s.index === 1 ? { ...s, status: "completed", result: { rows: 3 } } : s.index === 2 ? { ...s, status: "failed", result: null, error: "x" } : s
+		);
+		expect(stageTaskParams(diamond, run, stages, 1).payload?.parameters).toEqual({ side: "left", batch: 2 });
+		const join = stageTaskParams(diamond, run, stages, 3);
+		expect(join).toMatchObject({ timeout: 30, retry_count: 0, required_capabilities: ["disk"], type: "output" });
+		expect(join.payload?.upstream).toEqual({
+			left: { index: 1, type: "transformation", status: "completed", result: { rows: 3 } },
+			right: { index: 2, type: "analysis", status: "failed", result: null }
+		});
+	});
+
+	test("a stage timeout beyond what tasks accept is capped", () => {
+		const long = pipeline({ name: "long", stages: [{ name: "a", type: "processing", timeout: MAX_STAGE_TIMEOUT_SEC * 2 }] });
+		const run = newRun("r", long, {}, NOW);
+		expect(stageTaskParams(long, run, run.stages, 0).timeout).toBe(MAX_STAGE_TIMEOUT_SEC);
+	});
+
+	test("idempotency keys differ per run, stage and generation", () => {
+		const keys = new Set([stageTaskKey("r1", 0, 0), stageTaskKey("r1", 1, 0), stageTaskKey("r1", 0, 1), stageTaskKey("r2", 0, 0)]);
+		expect(keys.size).toBe(4);
+		expect(stageTaskKey("r1", 0, 0)).toBe(stageTaskKey("r1", 0, 0));
+	});
+});
+
+describe("stageAfterTask", () => {
+	const stage: RunStage = { index: 0, name: "a", status: "running", task_id: "t0", result: null, error: null };
+	test("open tasks keep the stage running with that task", () => {
+		for (const status of ["pending", "running", "retrying"] as const)
+			expect(stageAfterTask({ ...stage, status: "waiting", task_id: null }, task("t9", status))).toEqual({ ...stage, task_id: "t9" });
+	});
+	test("an ended task sets the stage's outcome", () => {
+		expect(stageAfterTask(stage, task("t0", "completed", { n: 1 }))).toEqual({ ...stage, status: "completed", result: { n: 1 }, error: null });
+		expect(stageAfterTask(stage, task("t0", "failed", { partial: true }, "bad"))).toEqual({ ...stage, status: "failed", result: null, error: "bad" });
+		expect(stageAfterTask(stage, task("t0", "cancelled"))).toEqual({ ...stage, status: "cancelled", result: null, error: "task cancelled" });
+	});
+});
+
+describe("acceptsTaskOutcome", () => {
+	const run = newRun("run-1", diamond, {}, NOW);
+	const running: StoredRun = { ...run, stages: run.stages.map(s => (s.index === 0 ? { ...s, status: "running", task_id: "t0" } : s)) };
+	test("only the running stage's own task, only while the run runs", () => {
+		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: 0 })).toBe(true);
+		expect(acceptsTaskOutcome(running, { task_id: "old", stage: 0 })).toBe(false);
+		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: 1 })).toBe(false);
+		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: 9 })).toBe(false);
+		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: null })).toBe(false);
+		expect(acceptsTaskOutcome({ ...running, status: "cancelled" }, { task_id: "t0", stage: 0 })).toBe(false);
+	});
+});
+
+describe("advanceRun", () => {
+	const fresh = () => newRun("run-1", diamond, {}, NOW).stages;
+
+	test("starts what is ready and stops while tasks are open", async () => {
+		const { started, start } = starter();
+		const { stages, runStatus } = await advanceRun(diamond, fresh(), start);
+		expect(started).toEqual([0]);
+		expect(runStatus).toBeNull();
+		expect(stages.map(s => [s.status, s.task_id])).toEqual([["running", "t0"], ["waiting", null], ["waiting", null], ["waiting", null]]);
+	});
+
+	test("fans out after the source, joins after both branches", async () => {
+		const { started, start } = starter();
+		const afterSource = fresh().map(s => (s.index === 0 ? { ...s, status: "completed" as const, task_id: "t0" } : s));
+		const fanned = await advanceRun(diamond, afterSource, start);
+		expect(started).toEqual([1, 2]);
+		const oneBranch = fanned.stages.map(s => (s.index === 1 ? { ...s, status: "completed" as const } : s));
+		expect((await advanceRun(diamond, oneBranch, start)).stages[3].status).toBe("waiting");
+		const both = oneBranch.map(s => (s.index === 2 ? { ...s, status: "completed" as const } : s));
+		await advanceRun(diamond, both, start);
+		expect(started).toEqual([1, 2, 3]);
+	});
+
+	test("tasks that already ended (made before a crash) are taken at once and the run goes on to its end", async () => {
+		const { started, start } = starter(() => "completed");
+		const { stages, runStatus } = await advanceRun(diamond, fresh(), start);
+		expect(started).toEqual([0, 1, 2, 3]);
+		expect(runStatus).toBe("completed");
+		expect(stages.map(s => s.result)).toEqual([{ index: 0 }, { index: 1 }, { index: 2 }, { index: 3 }]);
+	});
+
+	test("an optional branch failing does not stop the join; a required one does", async () => {
+		const optional = starter(index => (index === 2 ? "failed" : "completed"));
+		expect((await advanceRun(diamond, fresh(), optional.start)).runStatus).toBe("completed");
+		const required = starter(index => (index === 1 ? "failed" : "completed"));
+		const result = await advanceRun(diamond, fresh(), required.start);
+		expect(result.runStatus).toBe("failed");
+		expect(required.started).toEqual([0, 1, 2]);
+		expect(result.stages[3]).toMatchObject({ status: "skipped", error: "required stage 1 (left) failed" });
+	});
+
+	test("a stage whose task cannot be made fails with the reason", async () => {
+		const result = await advanceRun(diamond, fresh(), async () => {
+			throw new Error("tasks unavailable");
+		});
+		expect(result.runStatus).toBe("failed");
+		expect(result.stages[0]).toMatchObject({ status: "failed", error: "could not start the stage's task: tasks unavailable" });
+	});
+});
+
+describe("settle and cancel", () => {
+	test("settle derives the progress fields and marks notifications due only at the end", () => {
+		const run = newRun("run-1", diamond, { notification: { email: "a@b.c" } }, NOW);
+		const stages = run.stages.map(s => ({ ...s, status: s.index < 2 ? ("completed" as const) : ("running" as const) }));
+		const going = settle(run, stages, null, "later");
+		expect(going).toMatchObject({ status: "running", completed_stages: [0, 1], current_stage: 2, progress: 0.5, finished_at: null, notification_due: false, updated_at: "later" });
+		const done = settle(run, stages.map(s => ({ ...s, status: "completed" as const })), "completed", "end");
+		expect(done).toMatchObject({ status: "completed", progress: 1, current_stage: null, finished_at: "end", notification_due: true });
+		expect(settle({ ...run, notification: null }, done.stages, "completed", "end").notification_due).toBe(false);
+	});
+
+	test("cancelling leaves ended stages alone and cancels open ones", () => {
+		const stages: RunStage[] = [
+			{ index: 0, name: "a", status: "completed", task_id: "t0", result: 1, error: null },
+			{ index: 1, name: "b", status: "running", task_id: "t1", result: null, error: null },
+			{ index: 2, name: "c", status: "waiting", task_id: null, result: null, error: null }
+		];
+		expect(cancelledStages(stages).map(s => [s.status, s.task_id])).toEqual([["completed", "t0"], ["cancelled", "t1"], ["cancelled", null]]);
+	});
+});
