@@ -6,6 +6,7 @@ import {
 	checkFindOptions, DuplicateKeyError, withoutUndefined,
 	type CollectionSpec, type EntityStore, type Filter, type FindOptions
 } from "./entity-store";
+import { escapeKeys, unescapeKeys } from "./key-escaping";
 
 type Doc = Record<string, unknown> & { _id?: unknown };
 
@@ -33,7 +34,7 @@ export class DocumentStore<T extends object> implements EntityStore<T> {
 	private toEntity(doc: Doc | null): T | null {
 		if (!doc) return null;
 		const { _id, ...rest } = doc;
-		return { ...rest, [this.spec.idField]: _id } as T;
+		return { ...(unescapeKeys(rest) as object), [this.spec.idField]: _id } as T;
 	}
 
 	private query(filter: Filter = {}): Doc {
@@ -43,7 +44,7 @@ export class DocumentStore<T extends object> implements EntityStore<T> {
 	}
 
 	private changesDoc(changes: Partial<T>): Doc {
-		const set = withoutUndefined(changes) as Doc;
+		const set = escapeKeys(withoutUndefined(changes)) as Doc;
 		delete set[this.spec.idField];
 		delete set._id;
 		return set;
@@ -51,7 +52,7 @@ export class DocumentStore<T extends object> implements EntityStore<T> {
 
 	async insert(entity: T): Promise<T> {
 		const id = String((entity as Record<string, unknown>)[this.spec.idField]);
-		const doc = { ...withoutUndefined(entity), _id: id } as Doc;
+		const doc = { ...(escapeKeys(withoutUndefined(entity)) as object), _id: id } as Doc;
 		delete doc[this.spec.idField];
 		try {
 			await this.driver.insert(doc);

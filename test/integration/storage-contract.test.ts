@@ -102,6 +102,16 @@ describe.each(backends)("storage contract on $name", backend => {
 		expect((await store.find({ filter: { owner: { $ne: null } } })).length).toBe(4);
 	});
 
+	maybe("any JSON keys round-trip: dots, leading $, percent signs, at any depth", async () => {
+		const odd = { "a.b": 1, $set: { "x.y": [{ $in: "%2E", "100%": true }] }, plain: "v" };
+		await store.insert(item(50, { nested: odd as never }));
+		expect((await store.get("item-50"))!.nested).toEqual(odd);
+		await store.update("item-50", { nested: { ...odd, "c.d": 2 } as never });
+		expect((await store.get("item-50"))!.nested).toEqual({ ...odd, "c.d": 2 });
+		expect((await store.find({ filter: { rank: 50 } }))[0].nested).toEqual({ ...odd, "c.d": 2 });
+		await store.remove("item-50");
+	});
+
 	maybe("filters on undeclared fields are refused", async () => {
 		await expect(store.find({ filter: { tags: "x" } })).rejects.toThrow(/not queryable/);
 	});

@@ -162,6 +162,18 @@ describe("tasks with HTTP agents", () => {
 		expect((await until(created.body.task_id, "failed")).error).toMatch(/answered 503/);
 	});
 
+	test("payloads and results keep any JSON keys (dots, $-prefixed)", async () => {
+		const { http } = await registerAgent("keys", ["odd-keys"]);
+		http.script = complete({ "total.sum": 3, $meta: { "a.b": true } });
+		const payload = { "file.name": "x.csv", $where: "anything" };
+		const created = await operator.post("/api/v1/tasks", { type: "odd-keys", payload });
+		expect(created.status).toBe(201);
+		const done = await until(created.body.task_id, "completed");
+		expect(done.payload).toEqual(payload);
+		expect(done.result).toEqual({ "total.sum": 3, $meta: { "a.b": true } });
+		expect(http.deliveries.at(-1)!.payload).toEqual(payload);
+	});
+
 	test("validation: 422 names the fields; nothing stored", async () => {
 		const before = (await viewer.get("/api/v1/tasks?limit=1")).body.total;
 		const res = await operator.post("/api/v1/tasks", { type: "", priority: "urgent", timeout: -5, retry_count: 1.5 });
