@@ -7,15 +7,23 @@ import { TEST_SECRETS } from "../support/broker";
 import { freePort, startNatsServer, startNode, startRedisServer, type ManagedProcess } from "../support/cluster";
 import { client, request, waitFor } from "../support/http";
 import { silent, postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
-import { createTestDatabase, type TestDatabase } from "../support/postgres";
+import { createTestDatabase } from "../support/postgres";
 import { mintToken } from "../../src/tokens";
 import { POSTGRES, requireService } from "../support/services";
 
 jest.setTimeout(120_000);
 
-describe("cluster over NATS with a shared PostgreSQL store and Redis", () => {
+/** PostgreSQL always (required in CI); MongoDB as well when MONGODB_URI points at a server. */
+const SHARED_STORES = [
+	{ name: "PostgreSQL", env: async () => { const db = await createTestDatabase(); return { env: { DATABASE_URL: db.url }, drop: () => db.drop() }; } },
+	...(process.env.MONGODB_URI
+		? [{ name: "MongoDB", env: async () => ({ env: { MONGODB_URI: process.env.MONGODB_URI!.replace(/\/[^/?]*(\?|$)/, `/mcp_cluster_${randomBytes(4).toString("hex")}$1`) }, drop: async () => undefined }) }]
+		: [])
+];
+
+describe.each(SHARED_STORES)("cluster over NATS with a shared $name store and Redis", store => {
 	let run = true;
-	let db: TestDatabase;
+	let db: { env: Record<string, string>; drop(): Promise<void> };
 	let nats: Awaited<ReturnType<typeof startNatsServer>>;
 	let redis: Awaited<ReturnType<typeof startRedisServer>>;
 	const nodes: Record<string, ManagedProcess> = {};
@@ -33,15 +41,15 @@ describe("cluster over NATS with a shared PostgreSQL store and Redis", () => {
 	}
 
 	beforeAll(async () => {
-		run = await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port);
+		run = store.name !== "PostgreSQL" || (await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port));
 		if (!run) return;
-		db = await createTestDatabase();
+		db = await store.env();
 		[nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
 		env = {
 			...TEST_SECRETS,
 			TRANSPORTER: nats.url,
 			REDIS_URL: redis.url,
-			DATABASE_URL: db.url,
+			...db.env,
 			NAMESPACE: `cluster-${randomBytes(4).toString("hex")}`,
 			NODE_HEARTBEAT_INTERVAL_SEC: "1",
 			NODE_HEARTBEAT_TIMEOUT_SEC: "3",
@@ -52,9 +60,9 @@ describe("cluster over NATS with a shared PostgreSQL store and Redis", () => {
 		// HTTP agents call back through gateway B (the one no test kills), as through a load balancer.
 		env.PUBLIC_URL = `http://127.0.0.1:${portB}`;
 		// Core nodes first, one after the other (they create the tables), then the gateways.
-		nodes.core1 = startNode("core-1", { ...env, SERVICES: "agents,tasks,audit,auth" });
+		nodes.core1 = startNode("core-1", { ...env, SERVICES: "agents,tasks,pipelines,audit,auth" });
 		await new Promise(r => setTimeout(r, 3000));
-		nodes.core2 = startNode("core-2", { ...env, SERVICES: "agents,tasks,audit,auth" });
+		nodes.core2 = startNode("core-2", { ...env, SERVICES: "agents,tasks,pipelines,audit,auth" });
 		await Promise.all([startGateway("gwA", portA), startGateway("gwB", portB)]);
 	});
 
@@ -68,10 +76,10 @@ describe("cluster over NATS with a shared PostgreSQL store and Redis", () => {
 
 	const it = (name: string, fn: () => Promise<void>) => test(name, async () => (run ? fn() : undefined));
 
-	async function httpAgent(name: string, capabilities: string[], via = "gwA") {
+	async function httpAgent(name: string, capabilities: string[], cpu = 4, via = "gwA") {
 		const http = await startHttpAgent();
 		agents.push(http);
-		const res = await client(urls[via], token(["operator"])).post("/api/v1/agents/register", { name, type: "worker", capabilities, endpoints: { task: http.endpoints.task }, resources: { cpu: 4 } });
+		const res = await client(urls[via], token(["operator"])).post("/api/v1/agents/register", { name, type: "worker", capabilities, endpoints: { task: http.endpoints.task }, resources: { cpu } });
 		expect(res.status).toBe(201);
 		return { http, agent: res.body };
 	}
@@ -119,17 +127,38 @@ describe("cluster over NATS with a shared PostgreSQL store and Redis", () => {
 		await nodes.rl2.kill();
 	});
 
-	it("a core node killed with tasks in flight: the other adopts them and they finish", async () => {
-		const { http } = await httpAgent("held-worker", ["held-job"]);
+	it("a core node killed with tasks and a pipeline run in flight: the other adopts them and they finish", async () => {
+		const { http } = await httpAgent("held-worker", ["held-job", "analysis", "output"], 16);
 		http.script = silent;
 		const operator = client(urls.gwA, token(["operator"]));
 		const ids: string[] = [];
 		for (let i = 0; i < 6; i++) ids.push((await operator.post("/api/v1/tasks", { type: "held-job" })).body.task_id);
-		await waitFor(async () => http.deliveries.filter(d => ids.includes(d.task_id)).length === 6, 15_000);
+		const pipeline = await operator.post("/api/v1/pipelines", {
+			name: "survives-core-loss",
+			stages: [{ name: "analyse", type: "analysis" }, { name: "write", type: "output" }]
+		});
+		const runs = [];
+		for (let i = 0; i < 3; i++) runs.push((await operator.post(`/api/v1/pipelines/${pipeline.body.pipeline_id}/execute`, { input_data: { i } })).body.run_id);
+		await waitFor(async () => http.deliveries.filter(d => d.type === "analysis").length === 3, 15_000);
+		const stageTasks = http.deliveries.filter(d => d.type === "analysis").map(d => d.task_id);
+		ids.push(...stageTasks);
+		await waitFor(async () => http.deliveries.filter(d => ids.includes(d.task_id)).length === 9, 15_000);
 		await nodes.core1.kill();
 		for (const d of http.deliveries.filter(x => ids.includes(x.task_id)))
 			await waitFor(async () => (await postJson(d.callbacks.complete, d.callback_token, { result: { by: "survivor" } })) === 200, 20_000);
 		for (const id of ids) expect(await taskVia("gwB", id)).toMatchObject({ status: "completed", result: { by: "survivor" } });
+		// the runs go on to their second stage and finish
+		http.script = d => void postJson(d.callbacks.complete, d.callback_token, { result: { stage: d.type } });
+		for (const d of http.deliveries.filter(x => x.type === "output")) await postJson(d.callbacks.complete, d.callback_token, { result: { stage: d.type } });
+		const viewer = client(urls.gwB, token(["viewer"]));
+		for (const runId of runs) {
+			const run = await waitFor(async () => {
+				const r = (await viewer.get(`/api/v1/pipelines/${pipeline.body.pipeline_id}/runs/${runId}`)).body;
+				return r.status === "completed" ? r : undefined;
+			}, 20_000);
+			expect(run.completed_stages).toEqual([0, 1]);
+		}
+		expect(http.deliveries.filter(d => d.type === "output")).toHaveLength(3);
 		// and new work still flows
 		http.script = d => void postJson(d.callbacks.complete, d.callback_token, { result: "after" });
 		const next = await operator.post("/api/v1/tasks", { type: "held-job" });
