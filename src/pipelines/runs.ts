@@ -25,21 +25,8 @@ export type StoredRun = PipelineRun & {
 	notification_due: boolean;
 };
 
-/** `GET /pipelines/{id}/runs/{run_id}`: exactly these fields. */
-export interface RunView {
-	run_id: string;
-	pipeline_id: string;
-	status: RunStatus;
-	current_stage: number | null;
-	completed_stages: number[];
-	progress: number;
-	stages: Array<{ index: number; name: string; status: RunStage["status"]; task_id: string | null; result: unknown; error: string | null }>;
-	input_data: Record<string, unknown>;
-	parameters: Record<string, unknown>;
-	created_at: string;
-	updated_at: string;
-	finished_at: string | null;
-}
+/** `GET /pipelines/{id}/runs/{run_id}`: the run without its notification targets (addresses stay private). */
+export type RunView = Omit<PipelineRun, "notification">;
 
 /** One entry of `GET /pipelines/{id}`'s `runs`. */
 export interface RunSummary {

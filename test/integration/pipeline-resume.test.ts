@@ -4,18 +4,17 @@
  * where it was: no completed stage runs again, the held stage's late callback is taken, and the
  * results keep flowing forward.
  */
-import { execSync, spawn, type ChildProcess } from "node:child_process";
+import { execSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { mintToken } from "../../src/tokens";
 import type { TaskDelivery } from "../../src/types";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";
+import { freePort, startNode, type ManagedProcess } from "../support/cluster";
 import { postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 
 const ROOT = path.resolve(__dirname, "../..");
-const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
 const BUILT = ["dist/moleculer.config.js", "dist/services/pipelines.service.js", "dist/services/tasks.service.js", "dist/services/api.service.js"];
 const SOURCES = ["services/pipelines.service.ts", "src/pipelines/runs.ts", "src/dag.ts", "services/tasks.service.ts"];
 
@@ -30,41 +29,11 @@ function ensureBuilt() {
 	if (missing || stale) execSync("npm run build --silent", { cwd: ROOT, stdio: "inherit" });
 }
 
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const probe = net.createServer();
-		probe.once("error", reject);
-		probe.listen(0, "127.0.0.1", () => {
-			const { port } = probe.address() as net.AddressInfo;
-			probe.close(() => resolve(port));
-		});
-	});
-}
-
-interface ServerProcess {
-	child: ChildProcess;
-	output: string[];
-	exited: Promise<void>;
-}
-
-function startServerProcess(env: Record<string, string>): ServerProcess {
-	const output: string[] = [];
-	const child = spawn(process.execPath, [RUNNER, "--config", "dist/moleculer.config.js"], {
-		cwd: ROOT,
-		env: { ...process.env, ...env },
-		stdio: ["ignore", "pipe", "pipe"]
-	});
-	child.stdout?.on("data", chunk => output.push(String(chunk)));
-	child.stderr?.on("data", chunk => output.push(String(chunk)));
-	const exited = new Promise<void>(resolve => child.once("exit", () => resolve()));
-	return { child, output, exited };
-}
-
 /** The gateway listens before every service is registered: wait until the actions the test needs answer. */
-async function untilServing(url: string, proc: ServerProcess) {
+async function untilServing(url: string, proc: ManagedProcess) {
 	const viewer = `Bearer ${mintToken(TEST_SECRETS.JWT_SECRET, { sub: "probe", roles: ["viewer"], expiresInSec: 600 })}`;
 	await waitFor(async () => {
-		if (proc.child.exitCode !== null) throw new Error(`server exited early:\n${proc.output.join("")}`);
+		if (proc.process.exitCode !== null) throw new Error(`server exited early:\n${proc.output.join("")}`);
 		try {
 			for (const path of ["/ready", "/api/v1/pipelines", "/api/v1/tasks?limit=1", "/api/v1/agents"])
 				if (!(await fetch(url + path, { headers: { Authorization: viewer } })).ok) return false;
@@ -85,14 +54,11 @@ function chainResult(d: TaskDelivery) {
 
 describe("pipeline runs survive kill -9", () => {
 	let agent: HttpAgent;
-	let current: ServerProcess | undefined;
+	let current: ManagedProcess | undefined;
 
 	beforeAll(() => ensureBuilt());
 	afterAll(async () => {
-		if (current && current.child.exitCode === null) {
-			current.child.kill("SIGKILL");
-			await current.exited;
-		}
+		await current?.kill();
 		await agent?.close();
 	});
 
@@ -100,20 +66,17 @@ describe("pipeline runs survive kill -9", () => {
 		const port = await freePort();
 		const url = `http://127.0.0.1:${port}`;
 		const env = {
-			SERVICEDIR: "dist/services",
 			DATA_DIR: tempDir("mcp-resume-"),
 			SERVER_PORT: String(port),
 			...TEST_SECRETS,
-			LOG_LEVEL: "warn",
 			TRANSPORTER: "",
 			NAMESPACE: `resume-${process.pid}`,
-			NODE_ID: `resume-${process.pid}`,
 			HEALTH_CHECK_INTERVAL_MS: "60000",
 			HEARTBEAT_TIMEOUT_MS: "600000",
 			RETRY_BASE_DELAY_MS: "50",
 			RETRY_MAX_DELAY_MS: "200"
 		};
-		current = startServerProcess(env);
+		current = startNode(`resume-${process.pid}`, env);
 		await untilServing(url, current);
 		const operator = client(url, mintToken(TEST_SECRETS.JWT_SECRET, { sub: "olive", roles: ["operator"], expiresInSec: 600 }));
 
@@ -124,7 +87,7 @@ describe("pipeline runs survive kill -9", () => {
 		agent.script = d => {
 			if ((d.payload.stage as { index: number }).index === 2 && !held) {
 				held = d;
-				current!.child.kill("SIGKILL");
+				void current!.kill("SIGKILL");
 				killed.done = true;
 				return;
 			}
@@ -151,9 +114,9 @@ describe("pipeline runs survive kill -9", () => {
 		const runId = executed.body.run_id;
 
 		await waitFor(async () => killed.done, 20_000);
-		await current.exited;
+		await current.kill();
 
-		current = startServerProcess(env);
+		current = startNode(`resume-${process.pid}`, env);
 		await untilServing(url, current);
 		// The held task is still running (an HTTP agent may still call back), and its token is still good.
 		expect(await postJson(held!.callbacks.complete, held!.callback_token, { result: chainResult(held!) })).toBe(200);
