@@ -32,6 +32,8 @@ interface AgentsThis extends Service, StorageThis<Agent> {
 	load(id: string): Promise<Agent>;
 	changeStatus(agent: Agent, status: AgentStatus, extra?: Partial<Agent>): Promise<Agent | null>;
 	announce(agent: Agent, previous?: AgentStatus, removed?: boolean): void;
+	registrySnapshot(): Promise<Agent[]>;
+	snapshot?: { at: number; agents: Promise<Agent[]> };
 	sweepSilent(): Promise<void>;
 	pollHealth(): Promise<void>;
 	checkHealth(agent: Agent): Promise<void>;
@@ -43,6 +45,7 @@ export function agentIdFor(name: string): string {
 }
 
 const urlField = { type: "url", optional: true };
+const LIST_MAX_AGE_MS = 1000;
 
 const AgentsService: TypedServiceSchema<AgentsThis> = {
 	name: "agents",
@@ -127,14 +130,13 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				status: { type: "enum", values: [...AGENT_STATUSES], optional: true },
 				capability: { type: "string", optional: true, min: 1 }
 			},
-			cache: { keys: ["type", "status", "capability"], ttl: 5 },
+			cache: { keys: ["type", "status", "capability"], ttl: 1 },
 			async handler(this: AgentsThis, ctx: Context<AgentListQuery>) {
 				const { type, status, capability } = ctx.params;
-				const filter: Record<string, string> = {};
-				if (type) filter.type = type;
-				if (status) filter.status = status;
-				const agents = await this.store.find({ filter, sort: [["name", 1]] });
-				return { agents: capability ? agents.filter(a => a.capabilities.includes(capability)) : agents };
+				const agents = (await this.registrySnapshot()).filter(
+					a => (!type || a.type === type) && (!status || a.status === status) && (!capability || a.capabilities.includes(capability))
+				);
+				return { agents };
 			}
 		},
 
@@ -167,10 +169,13 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>) {
 				const { id, status, current_load } = ctx.params;
 				if (ctx.meta.user && !actsOnOwnAgent(ctx.meta.user, id)) throw forbidden("An agent may only heartbeat as itself");
+				const now = new Date().toISOString();
+				// The common case (an active agent reporting nothing new) is one conditional write.
+				if (status === undefined && current_load === undefined && (await this.store.updateIf(id, { status: "active" }, { last_heartbeat: now, updated_at: now })))
+					return { id, status: "active", last_heartbeat: now };
 				return this.mailbox.run(id, async () => {
 					const agent = await this.load(id);
 					const next = statusAfterHeartbeat(agent.status, status);
-					const now = new Date().toISOString();
 					const updated = (await this.store.update(id, {
 						status: next,
 						last_heartbeat: now,
@@ -228,6 +233,11 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 	},
 
 	events: {
+		/** A change made on another core node: our snapshot of the registry is out of date. */
+		[EVENTS.agentUpdated](this: AgentsThis) {
+			this.snapshot = undefined;
+		},
+
 		/** A Moleculer node left: its in-cluster agents are gone now, not after HEARTBEAT_TIMEOUT_MS. */
 		async "$node.disconnected"(this: AgentsThis, ctx: Context<{ node: { id: string } }>) {
 			const nodeId = ctx.params.node.id;
@@ -258,7 +268,23 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			return next;
 		},
 
+		/**
+		 * Every agent, sorted by name, read at most once per LIST_MAX_AGE_MS and at once after any change
+		 * announced in the cluster: listing 2,000 agents stays cheap under a heartbeat storm. Only
+		 * `last_heartbeat` may lag, by up to LIST_MAX_AGE_MS (heartbeats are not announced).
+		 */
+		async registrySnapshot(this: AgentsThis) {
+			const cached = this.snapshot;
+			if (cached && Date.now() - cached.at < LIST_MAX_AGE_MS) return cached.agents;
+			const reading = (this.snapshot = { at: Date.now(), agents: this.store.find().then(all => all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) });
+			reading.agents.catch(() => {
+				if (this.snapshot === reading) this.snapshot = undefined;
+			});
+			return reading.agents;
+		},
+
 		announce(this: AgentsThis, agent: Agent, previous?: AgentStatus, removed?: boolean) {
+			this.snapshot = undefined;
 			const event: AgentUpdatedEvent = { agent };
 			if (previous && previous !== agent.status) event.previous_status = previous;
 			if (removed) event.removed = true;

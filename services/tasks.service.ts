@@ -11,6 +11,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { mayReportOnTask } from "../src/access";
+import { acceptsWork } from "../src/agent-status";
 import { appConfig } from "../src/app-config";
 import { retryDelayMs } from "../src/backoff";
 import type { AppConfig } from "../src/config";
@@ -376,7 +377,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			}
 			if (!queued.length) return;
 			const running = this.runningByAgent();
-			const agents: DispatchAgent[] = [...this.agents.values()].map(a => ({
+			const agents: DispatchAgent[] = [...this.agents.values()].filter(a => acceptsWork(a.status)).map(a => ({
 				...a,
 				// Ours counted live; other core nodes' as they last reported them.
 				running_tasks: (running.get(a.id) ?? 0) + a.running_tasks - (a.running_by_node?.[this.broker.nodeID] ?? 0),

@@ -2,12 +2,23 @@
  * HS256 JWTs as the Flask service issues them (`sub`, `roles`, `exp`), plus our agent and
  * task-callback tokens. Only HS256 is accepted: `alg: none` and every other algorithm fail.
  */
-import { timingSafeEqual } from "node:crypto";
+import { createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { USER_ROLES, type Principal, type Role } from "./types";
 
 const ALGORITHM = "HS256";
 const ROLES: readonly Role[] = [...USER_ROLES, "agent"];
+
+/**
+ * jsonwebtoken first tries to parse a string secret as a PEM key (and throws and catches) on every
+ * call: ~400 µs. A KeyObject skips that (~7 µs), and every REST request verifies a token.
+ */
+const keys = new Map<string, KeyObject>();
+function keyOf(secret: string): KeyObject {
+	let key = keys.get(secret);
+	if (!key) keys.set(secret, (key = createSecretKey(Buffer.from(secret))));
+	return key;
+}
 
 export class TokenError extends Error {
 	constructor(message: string) {
@@ -28,7 +39,7 @@ export function mintToken(secret: string, opts: MintOptions): string {
 	const claims: Record<string, unknown> = { sub: opts.sub, roles: opts.roles };
 	if (opts.agent_id) claims.agent_id = opts.agent_id;
 	if (opts.task_id) claims.task_id = opts.task_id;
-	return jwt.sign(claims, secret, {
+	return jwt.sign(claims, keyOf(secret), {
 		algorithm: ALGORITHM,
 		...(opts.expiresInSec ? { expiresIn: opts.expiresInSec } : {})
 	});
@@ -38,7 +49,7 @@ export function mintToken(secret: string, opts: MintOptions): string {
 export function verifyToken(secret: string, token: string): Principal {
 	let claims: jwt.JwtPayload | string;
 	try {
-		claims = jwt.verify(token, secret, { algorithms: [ALGORITHM] });
+		claims = jwt.verify(token, keyOf(secret), { algorithms: [ALGORITHM] });
 	} catch (err) {
 		const reason = err instanceof jwt.TokenExpiredError ? "Token expired" : "Invalid token";
 		throw new TokenError(reason);
