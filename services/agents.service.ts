@@ -34,6 +34,9 @@ interface AgentsThis extends Service, StorageThis<Agent> {
 	announce(agent: Agent, previous?: AgentStatus, removed?: boolean): void;
 	registrySnapshot(): Promise<Agent[]>;
 	snapshot?: { at: number; agents: Promise<Agent[]> };
+	refreshing?: { at: number; agents: Promise<Agent[]> };
+	snapshotGeneration: number;
+	invalidateSnapshot(): void;
 	sweepSilent(): Promise<void>;
 	pollHealth(): Promise<void>;
 	checkHealth(agent: Agent): Promise<void>;
@@ -235,7 +238,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 	events: {
 		/** A change made on another core node: our snapshot of the registry is out of date. */
 		[EVENTS.agentUpdated](this: AgentsThis) {
-			this.snapshot = undefined;
+			this.invalidateSnapshot();
 		},
 
 		/** A Moleculer node left: its in-cluster agents are gone now, not after HEARTBEAT_TIMEOUT_MS. */
@@ -269,22 +272,45 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		},
 
 		/**
-		 * Every agent, sorted by name, read at most once per LIST_MAX_AGE_MS and at once after any change
-		 * announced in the cluster: listing 2,000 agents stays cheap under a heartbeat storm. Only
-		 * `last_heartbeat` may lag, by up to LIST_MAX_AGE_MS (heartbeats are not announced).
+		 * Every agent, sorted by name. After a change announced anywhere in the cluster the next list reads
+		 * the store; otherwise it is served from memory and re-read in the background once older than
+		 * LIST_MAX_AGE_MS, so a heartbeat storm never puts a full read in a caller's path. Only
+		 * `last_heartbeat` may lag, by about LIST_MAX_AGE_MS (heartbeats are not announced).
 		 */
 		async registrySnapshot(this: AgentsThis) {
-			const cached = this.snapshot;
-			if (cached && Date.now() - cached.at < LIST_MAX_AGE_MS) return cached.agents;
-			const reading = (this.snapshot = { at: Date.now(), agents: this.store.find().then(all => all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) });
-			reading.agents.catch(() => {
-				if (this.snapshot === reading) this.snapshot = undefined;
-			});
-			return reading.agents;
+			const read = () => {
+				const generation = this.snapshotGeneration;
+				const reading = { at: Date.now(), agents: this.store.find().then(all => all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) };
+				reading.agents.then(
+					// A read that began before a change must not be installed after it.
+					() => {
+						if (generation === this.snapshotGeneration && (!this.snapshot || this.snapshot.at <= reading.at)) this.snapshot = reading;
+					},
+					() => {
+						if (this.snapshot === reading) this.snapshot = undefined;
+					}
+				);
+				return reading;
+			};
+			if (!this.snapshot) return (this.snapshot = read()).agents;
+			if (Date.now() - this.snapshot.at >= LIST_MAX_AGE_MS && !this.refreshing) {
+				const refresh = (this.refreshing = read());
+				refresh.agents.then(
+					() => (this.refreshing = undefined),
+					() => (this.refreshing = undefined)
+				);
+			}
+			return this.snapshot.agents;
+		},
+
+		/** Something changed: the next list reads the store, and reads begun before now are not kept. */
+		invalidateSnapshot(this: AgentsThis) {
+			this.snapshot = undefined;
+			this.snapshotGeneration++;
 		},
 
 		announce(this: AgentsThis, agent: Agent, previous?: AgentStatus, removed?: boolean) {
-			this.snapshot = undefined;
+			this.invalidateSnapshot();
 			const event: AgentUpdatedEvent = { agent };
 			if (previous && previous !== agent.status) event.previous_status = previous;
 			if (removed) event.removed = true;
@@ -337,6 +363,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		this.config = appConfig(this.broker);
 		this.mailbox = new KeyedQueue();
 		this.timers = [];
+		this.snapshotGeneration = 0;
 	},
 
 	started(this: AgentsThis) {
