@@ -3,14 +3,18 @@
  * rate limiting, status codes, the error body, audit of mutating calls. Services never see req/res.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Context, Service } from "moleculer";
+import { Transporters, type Context, type Service, type ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { isAllowed } from "../src/access";
 import { appConfig } from "../src/app-config";
 import type { AppConfig } from "../src/config";
+import { reportServerError } from "../src/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/errors";
 import { toErrorResponse } from "../src/http/error-response";
 import { REST_ROUTES, type RestRoute } from "../src/http/routes";
+import { MILLISECOND_HISTOGRAMS } from "../src/metrics/definitions";
+import { watchHttpRequest } from "../src/metrics/http-requests";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/metrics/prometheus";
 import { MemoryRateLimiter, type RateLimiter } from "../src/rate-limit/rate-limiter";
 import { RedisRateLimiter } from "../src/rate-limit/redis-rate-limiter";
 import type { TypedServiceSchema } from "../src/service-schema";
@@ -36,6 +40,7 @@ export interface GatewayMeta {
 	$statusCode?: number;
 	$location?: string;
 	$responseHeaders?: Record<string, string>;
+	$responseType?: string;
 }
 
 interface ApiThis extends Service<Record<string, any>> {
@@ -63,6 +68,28 @@ function auditTarget(req: Req, result: unknown): string | null {
 	return null;
 }
 
+/**
+ * Operations: is the transporter reachable now? Moleculer's `transit.connected` stays true while
+ * the NATS server is down and its client keeps reconnecting, so for NATS a PING/PONG through the
+ * client (`flush`) is the answer; other transporters only have the flags.
+ */
+async function probeTransporter(broker: ServiceBroker, timeoutMs: number): Promise<void> {
+	const transit = broker.transit as unknown as { connected?: boolean; tx?: { connected?: boolean; client?: unknown } } | undefined;
+	if (!transit?.connected || transit.tx?.connected === false) throw new Error("transporter disconnected");
+	const client = transit.tx instanceof Transporters.NATS ? (transit.tx.client as { flush?: () => Promise<void> } | null) : null;
+	if (!client?.flush) return;
+	const pong = client.flush();
+	// A PING sent while disconnected is answered after the reconnect, or rejected when the client closes: nobody waits then.
+	pong.catch(() => undefined);
+	let timer: NodeJS.Timeout | undefined;
+	const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("transporter unreachable (no PONG)")), timeoutMs)));
+	try {
+		await Promise.race([pong, timeout]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
 const ApiService: TypedServiceSchema<ApiThis> = {
 	name: "api",
 	mixins: [ApiGateway],
@@ -73,7 +100,10 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		routes: [],
 		log4XXResponses: false,
 		logRequestParams: null,
-		logResponseData: null
+		logResponseData: null,
+		// Operations: one structured access log line per request instead (see `watchHttpRequest`).
+		logRequest: null,
+		logResponse: null
 	},
 
 	actions: {
@@ -87,6 +117,16 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				const readiness = await this.readiness();
 				if (!readiness.ready) ctx.meta.$statusCode = 503;
 				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
+			}
+		},
+		// Operations: the Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED.
+		// No auth, for the scraper: keep it off the public network (firewall or proxy rule).
+		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
+		metrics: {
+			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
+				ctx.meta.$responseType = PROMETHEUS_CONTENT_TYPE;
+				const families = this.broker.metrics.list() as unknown as MetricFamilySnapshot[];
+				return renderPrometheus(families, { namespace: this.broker.namespace, nodeID: this.broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
 			}
 		}
 	},
@@ -160,6 +200,11 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		sendErrorResponse(this: ApiThis, req: Req, res: Res, err: Error) {
 			const { status, body } = toErrorResponse(err as never);
 			if (status >= 500) this.logger.error({ err, path: req.url, request_id: req.$ctx?.requestID }, "request failed");
+			// Operations: error tracking (a no-op without SENTRY_DSN; each error is reported once).
+			if (status >= 500) {
+				const path = (req.originalUrl ?? req.url ?? "").split("?")[0];
+				reportServerError(this.config, err, { request_id: req.$ctx?.requestID, method: req.method, path, status, node_id: this.broker.nodeID });
+			}
 			this.audit(req, status, null);
 			if (res.headersSent) return void res.end();
 			res.statusCode = status;
@@ -181,9 +226,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			await Promise.all([
 				check("store", () => this.broker.call("agents.ping", {}, { timeout: 2000, retries: 0 })),
 				this.config.transporter
-					? check("transporter", async () => {
-							if (!this.broker.transit?.connected) throw new Error("transporter disconnected");
-						})
+					? check("transporter", () => probeTransporter(this.broker, 1500))
 					: Promise.resolve(),
 				this.limiter instanceof RedisRateLimiter ? check("redis", () => (this.limiter as RedisRateLimiter).ping()) : Promise.resolve()
 			]);
@@ -201,6 +244,10 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		this.settings.onError = function (this: ApiThis, req: Req, res: Res, err: Error) {
 			this.sendErrorResponse(req, res, err);
 		};
+		// Operations: HTTP metrics and the access log. moleculer-web calls `rootCallOptions` for every
+		// request before routing, so 404s and refused calls are counted too.
+		const httpMetrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
+		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => watchHttpRequest(httpMetrics, this.logger, req, res)) as never;
 		const self = this;
 		// moleculer-web has already built its (empty) route list in its own `created`: add ours.
 		const routes = [
@@ -209,7 +256,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				path: "/",
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				aliases: { "GET health": "api.health", "GET ready": "api.ready" }
+				aliases: { "GET health": "api.health", "GET ready": "api.ready", ...(config.metricsEnabled ? { "GET metrics": "api.metrics" } : {}) }
 			},
 			{
 				name: "v1",

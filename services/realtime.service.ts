@@ -19,6 +19,7 @@ import type { RealtimeHub } from "../src/realtime/hub";
 import { RELAYED_EVENTS, toWireMessage, type RelayedEvent } from "../src/realtime/messages";
 import type { SocketIoChannel } from "../src/realtime/socketio-channel";
 import type { WsChannel } from "../src/realtime/ws-channel";
+import { MCP_METRIC } from "../src/metrics/definitions";
 import type { TypedServiceSchema } from "../src/service-schema";
 
 interface RealtimeThis extends Service {
@@ -99,6 +100,10 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 		const hub = new RealtimeHub({
 			maxConnections: config.maxWsConnections,
 			bufferLimitBytes: config.wsClientBufferLimit,
+			// The gauge is registered on every node with metrics on (see src/metrics/definitions.ts).
+			onConnectionCount: open => {
+				if (config.metricsEnabled) this.broker.metrics.set(MCP_METRIC.wsConnections, open);
+			},
 			onDrop: (client, reason, cause) => {
 				const fields = { client_id: client.id, channel: client.channel, sub: client.session.principal.sub, reason };
 				if (cause === "slow") this.logger.warn(fields, "real-time client disconnected");

@@ -9,6 +9,7 @@ import type { AppConfig } from "./config";
 import { redisOptions, ResilientRedisCacher } from "./resilient-redis-cacher";
 import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
 import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
+import { internalMiddlewares } from "./middlewares/moleculer-metrics";
 import { requestContextMiddleware, requestLogFields } from "./middlewares/request-context";
 
 // ---------- logging: redaction, request ids, optional rotated files ----------
@@ -55,11 +56,20 @@ function metricsOptions(config: AppConfig): BrokerOptions["metrics"] {
 	return config.metricsEnabled ? { enabled: true, reporter: null } : false;
 }
 
-function operationsMiddlewares(): Middleware[] {
-	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware()];
+/** Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see moleculer-metrics.ts). */
+function operationsMiddlewares(): Array<Middleware | string> {
+	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), ...internalMiddlewares()];
 }
 
 const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retryable);
+
+/**
+ * The typed config rides on `broker.metadata` for `appConfig(broker)`, but non-enumerable: Moleculer
+ * sends metadata to every node in its INFO packets, and the config holds JWT_SECRET and API_KEY.
+ */
+function configCarrier(config: AppConfig): Record<string, unknown> {
+	return Object.defineProperty({}, "config", { value: config, enumerable: false, writable: true });
+}
 
 export function brokerOptions(config: AppConfig): BrokerOptions {
 	return {
@@ -77,7 +87,7 @@ export function brokerOptions(config: AppConfig): BrokerOptions {
 				}
 			}
 		},
-		metadata: { config },
+		metadata: configCarrier(config),
 		heartbeatInterval: config.broker.nodeHeartbeatIntervalSec,
 		heartbeatTimeout: config.broker.nodeHeartbeatTimeoutSec,
 		requestTimeout: config.broker.requestTimeoutMs,
@@ -112,6 +122,7 @@ export function brokerOptions(config: AppConfig): BrokerOptions {
 		metrics: metricsOptions(config),
 		tracing: false,
 		middlewares: operationsMiddlewares(),
+		internalMiddlewares: false,
 		// Server errors to Sentry when SENTRY_DSN is set; rethrown either way.
 		errorHandler: brokerErrorHandler(config) as unknown as BrokerOptions["errorHandler"]
 	};

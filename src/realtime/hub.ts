@@ -36,6 +36,8 @@ export interface HubOptions {
 	bufferLimitBytes: number;
 	/** Told of every client the hub disconnects on its own (slow, token expired). */
 	onDrop(client: RealtimeClient, reason: string, cause: DisconnectCause): void;
+	/** Told the number of open connections (both channels) whenever it changes. */
+	onConnectionCount?(open: number): void;
 }
 
 /** A held connection slot; `release` may be called more than once (every close path calls it). */
@@ -70,12 +72,14 @@ export class RealtimeHub {
 	reserveSlot(): ConnectionSlot | null {
 		if (this.openConnections >= this.options.maxConnections) return null;
 		this.openConnections++;
+		this.options.onConnectionCount?.(this.openConnections);
 		let held = true;
 		return {
 			release: () => {
 				if (!held) return;
 				held = false;
 				this.openConnections--;
+				this.options.onConnectionCount?.(this.openConnections);
 			}
 		};
 	}

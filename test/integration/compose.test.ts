@@ -17,7 +17,7 @@ const ROOT = path.resolve(__dirname, "../..");
 const COMPOSE_FILE = path.join(ROOT, "docker-compose.yml");
 const SECRETS = { JWT_SECRET: "compose-test-jwt-secret", API_KEY: "compose-test-api-key" };
 /** The services of the design (services/<name>.service.ts), some still being written. */
-const SERVICE_NAMES = ["api", "auth", "agents", "tasks", "pipelines", "realtime", "audit"];
+const SERVICE_NAMES = ["api", "auth", "agents", "tasks", "pipelines", "realtime", "audit", "metrics"];
 
 // js-yaml comes with jest (through istanbul); the file is ours, so a plain load is fine.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -136,7 +136,7 @@ describe("docker-compose.yml", () => {
 
 	test("node roles pick their services by name through SERVICES", () => {
 		const gateway = environment(services.gateway);
-		expect(gateway.SERVICES).toBe("api,realtime");
+		expect(gateway.SERVICES).toBe("api,realtime,metrics");
 		expect(portsOf(services.gateway)).toContain("8081:8080");
 		const core = environment(services.core);
 		expect(core.SERVICES).toBe("agents,tasks,pipelines,audit,auth");

@@ -4,30 +4,14 @@
  * where it was: no completed stage runs again, the held stage's late callback is taken, and the
  * results keep flowing forward.
  */
-import { execSync } from "node:child_process";
-import fs from "node:fs";
-import path from "node:path";
 import { mintToken } from "../../src/tokens";
 import type { TaskDelivery } from "../../src/types";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";
-import { freePort, startNode, type ManagedProcess } from "../support/cluster";
+import { ensureBuilt, freePort, startNode, type ManagedProcess } from "../support/cluster";
 import { postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 
-const ROOT = path.resolve(__dirname, "../..");
-const BUILT = ["dist/moleculer.config.js", "dist/services/pipelines.service.js", "dist/services/tasks.service.js", "dist/services/api.service.js"];
-const SOURCES = ["services/pipelines.service.ts", "src/pipelines/runs.ts", "src/dag.ts", "services/tasks.service.ts"];
-
 jest.setTimeout(90_000);
-
-const mtime = (file: string) => fs.statSync(path.join(ROOT, file)).mtimeMs;
-
-/** `npm test` builds first; a bare `npx jest` on a fresh or stale checkout builds here. */
-function ensureBuilt() {
-	const missing = BUILT.some(file => !fs.existsSync(path.join(ROOT, file)));
-	const stale = !missing && SOURCES.some(file => mtime(file) > mtime("dist/services/pipelines.service.js"));
-	if (missing || stale) execSync("npm run build --silent", { cwd: ROOT, stdio: "inherit" });
-}
 
 /** The gateway listens before every service is registered: wait until the actions the test needs answer. */
 async function untilServing(url: string, proc: ManagedProcess) {

@@ -2,7 +2,8 @@
  * Real processes for cluster and fault tests: private nats-server and redis-server instances on free
  * ports (so a test may kill and restart them) and MCP nodes started from dist/ by moleculer-runner.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { waitFor } from "./http";
@@ -28,10 +29,25 @@ function portOpen(port: number): Promise<boolean> {
 	});
 }
 
+/** `npm test` builds first; a bare `npx jest` on a fresh or stale checkout builds here. */
+export function ensureBuilt(): void {
+	const built = path.join(ROOT, "dist/moleculer.config.js");
+	const newest = (dir: string): number =>
+		fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true, recursive: true }).reduce((max, entry) => {
+			if (!entry.isFile() || !entry.name.endsWith(".ts")) return max;
+			return Math.max(max, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+		}, 0);
+	const stale = !fs.existsSync(built) || ["src", "services", "mixins", "agents"].some(dir => newest(dir) > fs.statSync(built).mtimeMs);
+	if (stale) execSync("npm run build --silent", { cwd: ROOT, stdio: "inherit" });
+}
+
 export interface ManagedProcess {
 	readonly name: string;
 	process: ChildProcess;
+	/** The last chunks of stdout and stderr together, for diagnostics. */
 	output: string[];
+	/** All of stdout. */
+	stdout: string[];
 	kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -41,6 +57,7 @@ function manage(name: string, command: string, args: string[], env: Record<strin
 		name,
 		process: child,
 		output: [],
+		stdout: [],
 		kill: (signal = "SIGKILL") =>
 			new Promise(resolve => {
 				if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -54,6 +71,7 @@ function manage(name: string, command: string, args: string[], env: Record<strin
 		if (managed.output.length > 200) managed.output.shift();
 	};
 	child.stdout!.on("data", keep);
+	child.stdout!.on("data", (chunk: Buffer) => managed.stdout.push(chunk.toString()));
 	child.stderr!.on("data", keep);
 	return managed;
 }
