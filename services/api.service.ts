@@ -270,11 +270,15 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 					// An empty body must still give `params = {}`, and path params win over body fields.
 					req.$params = req.$params ?? {};
 				},
-				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, _res: Res, data: unknown) {
+				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res, data: unknown) {
 					const rule = req.$route;
 					if (rule?.status && !ctx.meta.$statusCode) {
 						ctx.meta.$statusCode = rule.status;
-						if (rule.location && data && typeof data === "object") ctx.meta.$location = rule.location(data as Record<string, string>);
+						if (rule.location && data && typeof data === "object") {
+							ctx.meta.$location = rule.location(data as Record<string, string>);
+							// moleculer-web sends `Location` only with 201 and 3xx; a 202 names its run too.
+							if (rule.status === 202) res.setHeader("Location", ctx.meta.$location);
+						}
 					}
 					self.audit(req, ctx.meta.$statusCode ?? 200, data);
 					return data;

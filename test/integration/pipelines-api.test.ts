@@ -81,6 +81,7 @@ describe("pipelines", () => {
 	async function execute(pipelineId: string, body: Record<string, unknown> = {}) {
 		const res = await operator.post(`/api/v1/pipelines/${pipelineId}/execute`, body);
 		expect(res.status).toBe(202);
+		expect(res.headers.get("location")).toBe(`/api/v1/pipelines/${pipelineId}/runs/${res.body.run_id}`);
 		return res.body.run_id as string;
 	}
 
