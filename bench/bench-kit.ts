@@ -49,3 +49,17 @@ export async function startNode(env: Record<string, string>, services: string[],
 	await broker.start();
 	return broker;
 }
+
+/** Runs one scenario as a script (`node dist/bench/<file>.js`): prints its figures, exits 0, or 1 on failure. */
+export function runAsScript(scenario: () => Promise<BenchResult>): void {
+	scenario().then(
+		({ name, lines }) => {
+			console.log(`## ${name}\n${lines.join("\n")}`);
+			process.exit(0);
+		},
+		err => {
+			console.error(err);
+			process.exit(1);
+		}
+	);
+}

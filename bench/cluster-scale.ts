@@ -19,7 +19,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import type { ServiceBroker } from "moleculer";
 import type { Agent } from "../src/types";
-import { benchEnv, fmt, percentile, startNode, type BenchResult } from "./bench-kit";
+import { benchEnv, fmt, percentile, startNode, type BenchResult, runAsScript } from "./bench-kit";
 import { REGISTER_IN_FLIGHT, type SwarmChildMessage, type SwarmHeartbeatResult, type SwarmParentMessage } from "./heartbeat-swarm";
 import { measureTasks, waitForAgent, type ThroughputFigures } from "./task-throughput";
 
@@ -326,14 +326,4 @@ export async function runClusterScaleBench(): Promise<BenchResult> {
 	return { name: "Cluster mode (NATS)", lines: [...(await scalingCurve()), ...(await registryScale())] };
 }
 
-if (require.main === module)
-	runClusterScaleBench().then(
-		r => {
-			console.log(`## ${r.name}\n${r.lines.join("\n")}`);
-			process.exit(0);
-		},
-		err => {
-			console.error(err);
-			process.exit(1);
-		}
-	);
+if (require.main === module) runAsScript(runClusterScaleBench);

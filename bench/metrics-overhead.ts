@@ -13,7 +13,7 @@
  */
 import type { ServiceSchema } from "moleculer";
 import { agentMixin } from "../mixins/agent.mixin";
-import { benchEnv, fmt, startNode, type BenchResult } from "./bench-kit";
+import { benchEnv, fmt, startNode, type BenchResult, runAsScript } from "./bench-kit";
 import { measureTasks, waitForAgent, type ThroughputFigures } from "./task-throughput";
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 5000);
@@ -86,14 +86,4 @@ export async function runMetricsOverheadBench(): Promise<BenchResult> {
 	};
 }
 
-if (require.main === module)
-	runMetricsOverheadBench().then(
-		r => {
-			console.log(`## ${r.name}\n${r.lines.join("\n")}`);
-			process.exit(0);
-		},
-		err => {
-			console.error(err);
-			process.exit(1);
-		}
-	);
+if (require.main === module) runAsScript(runMetricsOverheadBench);

@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
 import { agentMixin } from "../mixins/agent.mixin";
 import { EVENTS, STAGE_TYPES, type Pipeline, type Task } from "../src/types";
-import { benchEnv, percentile, startNode, type BenchResult } from "./bench-kit";
+import { benchEnv, percentile, startNode, type BenchResult, runAsScript } from "./bench-kit";
 import { waitForAgent } from "./task-throughput";
 
 const CONCURRENT_RUNS = 100;
@@ -163,15 +163,4 @@ export async function runPipelineBench(): Promise<BenchResult> {
 	}
 }
 
-if (require.main === module)
-	runPipelineBench().then(
-		({ name, lines }) => {
-			console.log(`# ${name}`);
-			for (const line of lines) console.log(line);
-			process.exit(0);
-		},
-		err => {
-			console.error(err);
-			process.exit(1);
-		}
-	);
+if (require.main === module) runAsScript(runPipelineBench);

@@ -15,7 +15,7 @@ import type { ServiceBroker } from "moleculer";
 import { Server } from "socket.io";
 import { mintToken } from "../src/tokens";
 import type { TaskUpdateMessage } from "../src/types";
-import { benchEnv, fmt, startNode, type BenchResult } from "./bench-kit";
+import { benchEnv, fmt, startNode, type BenchResult, runAsScript } from "./bench-kit";
 import type { ChildMessage, FanoutClientResult, ParentMessage } from "./realtime-fanout-clients";
 
 const CLIENTS = Number(process.env.BENCH_WS_CLIENTS ?? 1000);
@@ -143,14 +143,4 @@ export async function runRealtimeFanoutBench(): Promise<BenchResult> {
 	};
 }
 
-if (require.main === module)
-	runRealtimeFanoutBench().then(
-		r => {
-			console.log(`## ${r.name}\n${r.lines.join("\n")}`);
-			process.exit(0);
-		},
-		err => {
-			console.error(err);
-			process.exit(1);
-		}
-	);
+if (require.main === module) runAsScript(runRealtimeFanoutBench);

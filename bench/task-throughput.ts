@@ -9,7 +9,7 @@ import path from "node:path";
 import type { Context, ServiceBroker } from "moleculer";
 import { agentMixin } from "../mixins/agent.mixin";
 import type { Task } from "../src/types";
-import { benchEnv, fmt, percentile, startNode, type BenchResult } from "./bench-kit";
+import { benchEnv, fmt, percentile, startNode, type BenchResult, runAsScript } from "./bench-kit";
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 5000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
@@ -130,14 +130,4 @@ export async function runTaskThroughputBench(): Promise<BenchResult> {
 	return { name: "Task throughput", lines: [...(await embedded()), ...(await overNats())] };
 }
 
-if (require.main === module)
-	runTaskThroughputBench().then(
-		r => {
-			console.log(`## ${r.name}\n${r.lines.join("\n")}`);
-			process.exit(0);
-		},
-		err => {
-			console.error(err);
-			process.exit(1);
-		}
-	);
+if (require.main === module) runAsScript(runTaskThroughputBench);
