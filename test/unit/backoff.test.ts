@@ -1,21 +1,11 @@
 import { backoffCeilingMs, retryDelayMs } from "../../src/backoff";
+import { seeded } from "../support/seeded-random";
 
 const OPTS = { baseMs: 100, maxMs: 1000 };
 const never = () => 0;
 const always = () => 0.999999999;
 const half = () => 0.5;
 
-/** A seeded generator (mulberry32), so the sweep below is random but repeatable. */
-function seeded(seed: number): () => number {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 describe("backoffCeilingMs", () => {
 	it("doubles per failed attempt starting from baseMs", () => {

@@ -12,6 +12,7 @@ import {
 	type DispatchTask
 } from "../../src/dispatch";
 import type { AgentStatus, Priority } from "../../src/types";
+import { seeded } from "../support/seeded-random";
 
 const NOW = 1_700_000_000_000;
 let nextSeq = 0;
@@ -46,17 +47,6 @@ function plan(tasks: DispatchTask[], agents: DispatchAgent[], extra: Partial<Dis
 
 const asMap = (assignments: Assignment[]) => Object.fromEntries(assignments.map(a => [a.task_id, a.agent_id]));
 
-/** A seeded generator (mulberry32): random inputs, repeatable runs. */
-function seeded(seed: number): () => number {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 /**
  * The policy as the contract states it, the slow obvious way: for each task in queue order, scan
