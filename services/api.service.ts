@@ -39,7 +39,6 @@ export interface GatewayMeta {
 	clientIp?: string;
 	$statusCode?: number;
 	$location?: string;
-	$responseHeaders?: Record<string, string>;
 	$responseType?: string;
 }
 

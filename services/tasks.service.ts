@@ -21,7 +21,7 @@ import { conflict, forbidden, notFound } from "../src/errors";
 import { KeyedQueue } from "../src/keyed-queue";
 import type { TypedServiceSchema } from "../src/service-schema";
 import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
-import { afterAttemptFailure, canTransition, IllegalTransitionError, isTerminal } from "../src/task-state";
+import { afterAttemptFailure, assertTransition, IllegalTransitionError, isTerminal } from "../src/task-state";
 import { mintToken } from "../src/tokens";
 import {
 	EVENTS, PRIORITIES, TASK_STATUSES,
@@ -305,10 +305,13 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 					const current = this.live.get(id) ?? (await this.load(id));
 					const fields = change(current);
 					if (!fields) return current;
-					if (fields.status !== undefined && !canTransition(current.status, fields.status)) {
-						const err = new IllegalTransitionError(current.status, fields.status);
-						throw conflict(err.message, { from: err.from, to: err.to });
-					}
+					if (fields.status !== undefined)
+						try {
+							assertTransition(current.status, fields.status);
+						} catch (err) {
+							if (err instanceof IllegalTransitionError) throw conflict(err.message, { from: err.from, to: err.to });
+							throw err;
+						}
 					const next: StoredTask = { ...current, ...fields, updated_at: new Date().toISOString(), version: current.version + 1 };
 					const { task_id: _id, ...changes } = { ...fields, updated_at: next.updated_at, version: next.version };
 					if (await this.store.updateIf(id, { version: current.version }, changes)) {

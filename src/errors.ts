@@ -31,7 +31,3 @@ export const forbidden = (message = "Not allowed") => new ApiError("FORBIDDEN", 
 export const unauthorized = (message = "Authentication required") => new ApiError("UNAUTHORIZED", message);
 export const invalid = (fields: FieldError[]) =>
 	new ApiError("VALIDATION_ERROR", `Invalid ${fields.map(f => f.field).join(", ")}`, fields);
-
-export function statusOf(code: ErrorCode): number {
-	return STATUS[code];
-}
