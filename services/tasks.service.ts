@@ -82,6 +82,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	adopt(task: StoredTask): Promise<StoredTask | null>;
 	adoptOrphans(isOrphan: (ownerNode: string) => boolean): Promise<void>;
 	resume(task: StoredTask): Promise<void>;
+	armAttemptTimer(task: StoredTask): void;
 	nodeAlive(nodeId: string): boolean;
 }
 
@@ -424,14 +425,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			}
 			if (!claimed) return;
 			this.markAgentDirty(agentId);
-			const attempt = task.attempt;
-			const timer = setTimeout(() => {
-				void this.finishAttempt(taskId, attempt, {
-					failure: { code: "TIMEOUT", message: `Attempt ${attempt} timed out after ${task.timeout} s`, retryable: true }
-				});
-			}, task.timeout * 1000);
-			timer.unref();
-			this.attemptTimers.set(taskId, timer);
+			this.armAttemptTimer(task);
 			void this.deliver(task, agent);
 		},
 
@@ -622,13 +616,19 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 				await this.requeue(t.task_id, t.assigned_agent ?? "", "lost its dispatcher");
 				return;
 			}
-			const remaining = Date.parse(t.started_at ?? t.updated_at) + t.timeout * 1000 - Date.now();
+			this.armAttemptTimer(t);
+		},
+
+		/** Bounds the running attempt by the task's `timeout`, counted from when it started. */
+		armAttemptTimer(this: TasksThis, task: StoredTask) {
+			const { task_id, attempt, timeout } = task;
+			const remaining = Date.parse(task.started_at ?? task.updated_at) + timeout * 1000 - Date.now();
 			const timer = setTimeout(
-				() => void this.finishAttempt(t.task_id, t.attempt, { failure: { code: "TIMEOUT", message: `Attempt ${t.attempt} timed out`, retryable: true } }),
+				() => void this.finishAttempt(task_id, attempt, { failure: { code: "TIMEOUT", message: `Attempt ${attempt} timed out after ${timeout} s`, retryable: true } }),
 				Math.max(0, remaining)
 			);
 			timer.unref();
-			this.attemptTimers.set(t.task_id, timer);
+			this.attemptTimers.set(task_id, timer);
 		},
 
 		markAgentDirty(this: TasksThis, agentId: string) {
