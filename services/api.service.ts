@@ -68,7 +68,7 @@ function auditTarget(req: Req, result: unknown): string | null {
 }
 
 /**
- * Operations: is the transporter reachable now? Moleculer's `transit.connected` stays true while
+ * Is the transporter reachable now? Moleculer's `transit.connected` stays true while
  * the NATS server is down and its client keeps reconnecting, so for NATS a PING/PONG through the
  * client (`flush`) is the answer; other transporters only have the flags.
  */
@@ -100,7 +100,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		log4XXResponses: false,
 		logRequestParams: null,
 		logResponseData: null,
-		// Operations: one structured access log line per request instead (see `watchHttpRequest`).
+		// One structured access log line per request instead (see `watchHttpRequest`).
 		logRequest: null,
 		logResponse: null
 	},
@@ -118,7 +118,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
 			}
 		},
-		// Operations: the Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED.
+		// The Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED.
 		// No auth, for the scraper: keep it off the public network (firewall or proxy rule).
 		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
 		metrics: {
@@ -199,7 +199,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		sendErrorResponse(this: ApiThis, req: Req, res: Res, err: Error) {
 			const { status, body } = toErrorResponse(err as never);
 			if (status >= 500) this.logger.error({ err, path: req.url, request_id: req.$ctx?.requestID }, "request failed");
-			// Operations: error tracking (a no-op without SENTRY_DSN; each error is reported once).
+			// Error tracking (a no-op without SENTRY_DSN; each error is reported once).
 			if (status >= 500) {
 				const path = (req.originalUrl ?? req.url ?? "").split("?")[0];
 				reportServerError(this.config, err, { request_id: req.$ctx?.requestID, method: req.method, path, status, node_id: this.broker.nodeID });
@@ -243,7 +243,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		this.settings.onError = function (this: ApiThis, req: Req, res: Res, err: Error) {
 			this.sendErrorResponse(req, res, err);
 		};
-		// Operations: HTTP metrics and the access log. moleculer-web calls `rootCallOptions` for every
+		// HTTP metrics and the access log. moleculer-web calls `rootCallOptions` for every
 		// request before routing, so 404s and refused calls are counted too.
 		const httpMetrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
 		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => watchHttpRequest(httpMetrics, this.logger, req, res)) as never;
