@@ -21,7 +21,7 @@ import type { ServiceBroker } from "moleculer";
 import type { Agent } from "../src/types";
 import { benchEnv, fmt, percentile, startNode, type BenchResult, runAsScript } from "./bench-kit";
 import { REGISTER_IN_FLIGHT, type SwarmChildMessage, type SwarmHeartbeatResult, type SwarmParentMessage } from "./heartbeat-swarm";
-import { measureTasks, waitForAgent, type ThroughputFigures } from "./task-throughput";
+import { forkAgentNode, measureTasks, waitForAgent, type ThroughputFigures } from "./task-throughput";
 
 const NATS_URL = process.env.BENCH_NATS ?? "nats://127.0.0.1:4222";
 const TASK_TYPE = "timed";
@@ -77,13 +77,11 @@ function nextMessage<T>(child: ChildProcess, what: string): Promise<T> {
 	});
 }
 
-/**
- * `forkAgentNode` of task-throughput forks the no-op agent only; this one's tasks take TASK_WORK_MS.
- * Resolves once the core has it as an active agent, so a measurement never starts without it.
- */
+/** An agent node whose tasks take TASK_WORK_MS; resolves once the core has it as an active agent. */
 async function startTimedAgent(broker: ServiceBroker, env: Record<string, string>, name: string): Promise<ChildProcess> {
-	const child = forkBenchNode("timed-agent-node.js", { ...env, AGENT_NAME: name, AGENT_CONCURRENCY: String(AGENT_CONCURRENCY), TASK_WORK_MS: String(TASK_WORK_MS) }, `${name}-${process.pid}`);
-	await nextMessage(child, `agent node ${name}`);
+	const child = await forkAgentNode({ ...env, AGENT_CONCURRENCY: String(AGENT_CONCURRENCY), TASK_WORK_MS: String(TASK_WORK_MS) }, name, "timed-agent-node.js");
+	children.add(child);
+	child.once("exit", () => children.delete(child));
 	await waitForAgent(broker, name);
 	return child;
 }

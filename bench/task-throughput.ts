@@ -102,8 +102,9 @@ export async function waitForAgent(broker: ServiceBroker, name: string): Promise
 	}
 }
 
-export function forkAgentNode(env: Record<string, string>, name: string): Promise<ChildProcess> {
-	const child = fork(path.join(__dirname, "noop-agent-node.js"), [], { env: { ...process.env, ...env, AGENT_NAME: name, NODE_ID: `${name}-${process.pid}` }, stdio: "inherit" });
+/** Forks an agent node script of dist/bench (the no-op agent unless told otherwise); resolves once it has started. */
+export function forkAgentNode(env: Record<string, string>, name: string, script = "noop-agent-node.js"): Promise<ChildProcess> {
+	const child = fork(path.join(__dirname, script), [], { env: { ...process.env, ...env, AGENT_NAME: name, NODE_ID: `${name}-${process.pid}` }, stdio: "inherit" });
 	return new Promise((resolve, reject) => {
 		child.once("message", () => resolve(child));
 		child.once("exit", code => reject(new Error(`agent node exited with ${code}`)));
