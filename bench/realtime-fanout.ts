@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { ServiceBroker } from "moleculer";
 import { Server } from "socket.io";
+import { localGatewayPort } from "../src/local-gateway";
 import { mintToken } from "../src/tokens";
 import type { TaskUpdateMessage } from "../src/types";
 import { benchEnv, fmt, startNode, type BenchResult, runAsScript } from "./bench-kit";
@@ -91,8 +92,7 @@ async function measureRealtime(): Promise<FanoutFigures> {
 		["api", "realtime"]
 	);
 	try {
-		const api = broker.getLocalService("api") as unknown as { server: http.Server };
-		const port = (api.server.address() as AddressInfo).port;
+		const port = localGatewayPort(broker);
 		const token = mintToken(SECRET, { sub: "bench-viewer", roles: ["viewer"], expiresInSec: 3600 });
 		return await measure(`http://127.0.0.1:${port}`, token, async sentAt => {
 			for (let i = 0; i < EVENTS; i++) {

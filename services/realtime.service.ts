@@ -14,6 +14,7 @@ import type { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { appConfig } from "../src/app-config";
+import { localGatewayServer } from "../src/local-gateway";
 import type { AppConfig } from "../src/config";
 import type { RealtimeHub } from "../src/realtime/hub";
 import { RELAYED_EVENTS, toWireMessage, type RelayedEvent } from "../src/realtime/messages";
@@ -85,8 +86,8 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 
 	async started(this: RealtimeThis) {
 		// Services are all created before any starts, so the gateway's server exists by now if it ever will.
-		const api = this.broker.getLocalService("api") as (Service & { server?: HttpServer }) | undefined;
-		if (!api?.server) {
+		const server = localGatewayServer(this.broker);
+		if (!server) {
 			this.logger.info("No API gateway on this node: real-time channels not started here");
 			return;
 		}
@@ -110,7 +111,6 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 				else this.logger.info(fields, "real-time client disconnected");
 			}
 		});
-		const server = api.server;
 		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.jwtSecret!, corsOrigins: config.corsOrigins });
 		const ws = new WsChannel(hub, { jwtSecret: config.jwtSecret!, authTimeoutMs: config.wsAuthTimeoutMs });
 		hub.addChannel(socketIo);

@@ -19,6 +19,7 @@ import { DeliveryBreaker } from "../src/delivery-breaker";
 import { planDispatch, type DispatchAgent, type DispatchTask } from "../src/dispatch";
 import { conflict, forbidden, notFound } from "../src/errors";
 import { KeyedQueue } from "../src/keyed-queue";
+import { localGatewayPort, localGatewayServer } from "../src/local-gateway";
 import type { TypedServiceSchema } from "../src/service-schema";
 import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
 import { afterAttemptFailure, assertTransition, IllegalTransitionError, isTerminal } from "../src/task-state";
@@ -637,10 +638,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 
 		callbackBase(this: TasksThis) {
 			if (this.config.publicUrl) return this.config.publicUrl;
-			const api = this.broker.getLocalService("api") as unknown as { server?: import("node:http").Server } | undefined;
-			const address = api?.server?.address();
-			const port = address && typeof address === "object" ? address.port : this.config.serverPort;
-			return `http://127.0.0.1:${port}`;
+			return `http://127.0.0.1:${localGatewayPort(this.broker) ?? this.config.serverPort}`;
 		}
 	},
 
@@ -658,7 +656,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 	},
 
 	async started(this: TasksThis) {
-		if (!this.config.publicUrl && !this.broker.getLocalService("api"))
+		if (!this.config.publicUrl && !localGatewayServer(this.broker))
 			this.logger.warn("PUBLIC_URL is not set and no gateway runs on this node: HTTP agents will be told to call back to 127.0.0.1");
 		// Agents' running counts reach the registry in batches: one write per agent per tick, not per task.
 		this.loadFlush = setInterval(() => {

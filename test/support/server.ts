@@ -4,9 +4,9 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Server } from "node:http";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import type { AppConfig } from "../../src/config";
+import { localGatewayPort } from "../../src/local-gateway";
 import { mintToken } from "../../src/tokens";
 import type { Role } from "../../src/types";
 import { createTestBroker, testConfig } from "./broker";
@@ -35,9 +35,7 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
 	const broker = createTestBroker(config);
 	for (const name of services) broker.createService(loadServiceSchema(name));
 	await broker.start();
-	const api = broker.getLocalService("api") as unknown as { server?: Server } | undefined;
-	const address = api?.server?.address();
-	const port = address && typeof address === "object" ? address.port : 0;
+	const port = localGatewayPort(broker) ?? 0;
 	return {
 		broker,
 		config,
