@@ -5,9 +5,9 @@
 import os from "node:os";
 import { ServiceBroker } from "moleculer";
 import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from "../mixins/agent.mixin";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig } from "../src/config";
-import { resolveSecrets } from "../src/secrets";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig } from "../src/platform/config";
+import { resolveSecrets } from "../src/platform/secrets";
 import { executeStage, WORKER_STAGE_TYPES } from "./stage-worker";
 
 export function agentNodeSettings(env: NodeJS.ProcessEnv) {

@@ -6,8 +6,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig } from "../src/config";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig } from "../src/platform/config";
 
 export interface BenchResult {
 	name: string;

@@ -10,8 +10,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ServiceBroker } from "moleculer";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig } from "../src/config";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig } from "../src/platform/config";
 import type { RegisteredAgent } from "../src/types";
 
 export interface SwarmHeartbeatResult {

@@ -2,7 +2,7 @@
  * What metrics cost: end-to-end task throughput on an embedded node (NeDB, no transporter, an
  * in-process no-op agent, as in task-throughput.ts) with METRICS_ENABLED=false and =true, the
  * metrics service loaded both times (it subscribes to nothing when metrics are off). Moleculer's
- * per-call metrics (the lean set, see src/middlewares/moleculer-metrics.ts) and our event-derived
+ * per-call metrics (the lean set, see src/platform/middlewares/moleculer-metrics.ts) and our event-derived
  * figures are both in the "on" figure.
  *
  * Rounds alternate off/on on fresh nodes (which one goes first alternates too), and each "on"

@@ -4,8 +4,8 @@
  */
 import { ServiceBroker } from "moleculer";
 import { agentMixin } from "../mixins/agent.mixin";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig } from "../src/config";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig } from "../src/platform/config";
 
 const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
 broker.createService({

@@ -8,8 +8,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ServiceBroker } from "moleculer";
 import { agentMixin } from "../mixins/agent.mixin";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig } from "../src/config";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig } from "../src/platform/config";
 
 const taskWorkMs = Number(process.env.TASK_WORK_MS ?? 20);
 

@@ -5,8 +5,8 @@
  * error its failure (an error with `retryable: false` fails the task without retries).
  */
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
-import { appConfig } from "../src/app-config";
-import type { TypedServiceSchema } from "../src/service-schema";
+import { appConfig } from "../src/platform/app-config";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import type { AgentType, RegisteredAgent } from "../src/types";
 
 export interface AgentTask {

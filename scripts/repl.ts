@@ -1,5 +1,5 @@
 /**
- * `npm run repl`: the Moleculer REPL with the operator commands of src/repl-commands.ts.
+ * `npm run repl`: the Moleculer REPL with the operator commands of src/platform/repl-commands.ts.
  *
  * With TRANSPORTER set, the REPL is one more node of the cluster (node id `repl-<host>-<pid>`):
  * it runs no service of its own and calls the cluster's. Without TRANSPORTER there is no cluster
@@ -16,10 +16,10 @@ import os from "node:os";
 import path from "node:path";
 import type { REPLServer } from "node:repl";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
-import { brokerOptions } from "../src/broker-options";
-import { loadConfig, type AppConfig } from "../src/config";
-import { replCommands } from "../src/repl-commands";
-import { resolveSecrets } from "../src/secrets";
+import { brokerOptions } from "../src/platform/broker-options";
+import { loadConfig, type AppConfig } from "../src/platform/config";
+import { replCommands } from "../src/platform/repl-commands";
+import { resolveSecrets } from "../src/platform/secrets";
 
 const SERVICE_SUFFIX = `.service${path.extname(__filename)}`;
 

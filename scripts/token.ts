@@ -8,10 +8,10 @@
  * stderr with exit code 2.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../src/config";
-import { TOKEN_ROLES, tokenOptions, UsageError } from "../src/repl-commands";
-import { resolveSecrets } from "../src/secrets";
-import { mintToken } from "../src/tokens";
+import { ConfigError, loadConfig } from "../src/platform/config";
+import { TOKEN_ROLES, tokenOptions, UsageError } from "../src/platform/repl-commands";
+import { resolveSecrets } from "../src/platform/secrets";
+import { mintToken } from "../src/platform/tokens";
 
 const USAGE = `usage: npm run token -- --roles ROLE[,ROLE] --sub NAME [--expires-in SECONDS] [--agent-id ID]
   roles: ${TOKEN_ROLES.join(", ")} (agent needs --agent-id; its subject defaults to agent:<id>)

@@ -6,17 +6,17 @@
 import { createHash } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { actsOnOwnAgent } from "../src/access";
+import { actsOnOwnAgent } from "../src/domain/access";
 import {
 	isSilent, LIVE_STATUSES, statusAfterHealthCheck, statusAfterHeartbeat, statusAfterRegistration, statusAfterSilence
-} from "../src/agent-status";
-import { appConfig } from "../src/app-config";
-import type { AppConfig } from "../src/config";
-import { conflict, forbidden, notFound } from "../src/errors";
-import { KeyedQueue } from "../src/keyed-queue";
-import type { TypedServiceSchema } from "../src/service-schema";
+} from "../src/domain/agents/status";
+import { appConfig } from "../src/platform/app-config";
+import type { AppConfig } from "../src/platform/config";
+import { conflict, forbidden, notFound } from "../src/platform/errors";
+import { KeyedQueue } from "../src/runtime/keyed-queue";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { DuplicateKeyError } from "../src/storage/entity-store";
-import { mintToken } from "../src/tokens";
+import { mintToken } from "../src/platform/tokens";
 import {
 	AGENT_STATUSES, AGENT_TYPES, EVENTS,
 	type Agent, type AgentHeartbeat, type AgentListQuery, type AgentRegistration, type AgentStatus, type AgentUpdatedEvent,

@@ -5,20 +5,20 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Transporters, type Context, type Service, type ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { isAllowed } from "../src/access";
-import { appConfig } from "../src/app-config";
-import type { AppConfig } from "../src/config";
-import { reportServerError } from "../src/error-tracking";
-import { ApiError, forbidden, unauthorized } from "../src/errors";
-import { toErrorResponse } from "../src/http/error-response";
-import { REST_ROUTES, type RestRoute } from "../src/http/routes";
-import { MILLISECOND_HISTOGRAMS } from "../src/metrics/definitions";
-import { watchHttpRequest } from "../src/metrics/http-requests";
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/metrics/prometheus";
-import { MemoryRateLimiter, type RateLimiter } from "../src/rate-limit/rate-limiter";
-import { RedisRateLimiter } from "../src/rate-limit/redis-rate-limiter";
-import type { TypedServiceSchema } from "../src/service-schema";
-import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../src/tokens";
+import { isAllowed } from "../src/domain/access";
+import { appConfig } from "../src/platform/app-config";
+import type { AppConfig } from "../src/platform/config";
+import { reportServerError } from "../src/platform/error-tracking";
+import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
+import { toErrorResponse } from "../src/gateway/error-response";
+import { REST_ROUTES, type RestRoute } from "../src/gateway/routes";
+import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
+import { watchHttpRequest } from "../src/platform/metrics/http-requests";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/platform/metrics/prometheus";
+import { MemoryRateLimiter, type RateLimiter } from "../src/gateway/rate-limit/rate-limiter";
+import { RedisRateLimiter } from "../src/gateway/rate-limit/redis-rate-limiter";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../src/platform/tokens";
 import { EVENTS, type AuditEntry, type Principal } from "../src/types";
 
 type Req = IncomingMessage & {

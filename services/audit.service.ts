@@ -6,8 +6,8 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { appConfig } from "../src/app-config";
-import type { TypedServiceSchema } from "../src/service-schema";
+import { appConfig } from "../src/platform/app-config";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import type { Filter } from "../src/storage/entity-store";
 import { EVENTS, type AuditEntry } from "../src/types";
 

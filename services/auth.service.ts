@@ -3,10 +3,10 @@
  * API-key holders may mint viewer and operator tokens; only an admin mints admin tokens.
  */
 import type { Context, Service } from "moleculer";
-import { appConfig } from "../src/app-config";
-import { forbidden, unauthorized } from "../src/errors";
-import type { TypedServiceSchema } from "../src/service-schema";
-import { mintToken, sameSecret } from "../src/tokens";
+import { appConfig } from "../src/platform/app-config";
+import { forbidden, unauthorized } from "../src/platform/errors";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { mintToken, sameSecret } from "../src/platform/tokens";
 import { USER_ROLES, type Principal, type TokenRequest, type TokenResponse } from "../src/types";
 
 const MAX_EXPIRES_IN = 30 * 24 * 3600;

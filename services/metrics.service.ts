@@ -1,7 +1,7 @@
 /**
  * Task, pipeline and agent figures for Prometheus, derived from the cluster's broadcast events
  * (`task.updated`, `pipeline.progress`, `agent.updated`, `mcp.error`): no other service is asked to
- * count anything. The pure trackers are in `src/metrics/`; this service feeds them and writes what
+ * count anything. The pure trackers are in `src/platform/metrics/`; this service feeds them and writes what
  * they return into Moleculer's metric registry, which the gateway renders at `GET /metrics`.
  *
  * Per node: every node has its own registry, `GET /metrics` shows the registry of the gateway node
@@ -25,12 +25,12 @@
  * count changes (`broker.metrics.set` does nothing when metrics are off).
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { AgentFigures } from "../src/metrics/agent-figures";
-import { MCP_METRIC, registerMcpMetrics } from "../src/metrics/definitions";
-import { PipelineFigures, type RunView } from "../src/metrics/pipeline-figures";
-import { TaskFigures, type TaskView } from "../src/metrics/task-figures";
-import { applyMetricUpdates, type MetricUpdate } from "../src/metrics/updates";
-import type { TypedServiceSchema } from "../src/service-schema";
+import { AgentFigures } from "../src/platform/metrics/agent-figures";
+import { MCP_METRIC, registerMcpMetrics } from "../src/platform/metrics/definitions";
+import { PipelineFigures, type RunView } from "../src/platform/metrics/pipeline-figures";
+import { TaskFigures, type TaskView } from "../src/platform/metrics/task-figures";
+import { applyMetricUpdates, type MetricUpdate } from "../src/platform/metrics/updates";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { EVENTS, TASK_STATUSES, type Agent, type AgentUpdatedEvent, type TaskStatus } from "../src/types";
 
 const RECOUNT_INTERVAL_MS = 60_000;

@@ -4,7 +4,7 @@
  * A run changes only through `transition`: its mailbox on this node serialises the change, and a
  * compare-and-set on `version` in the store makes a concurrent writer on another node lose cleanly
  * (we reload and decide again). Every stage becomes a task; `task.updated` (broadcast to every
- * pipelines node) reports its end, the pure rules (`src/dag.ts`, `src/pipelines/runs.ts`) say what
+ * pipelines node) reports its end, the pure rules (`src/domain/pipelines/`) say what
  * starts next, and each transition is persisted before `pipeline.progress` announces it. Stage tasks
  * carry an idempotency key per run generation, so re-deciding a transition (after a lost
  * compare-and-set or a crash) finds the tasks it already made instead of making more.
@@ -13,20 +13,20 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Context, Errors, Service } from "moleculer";
 import nodemailer, { type Transporter } from "nodemailer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { appConfig } from "../src/app-config";
-import { retryDelayMs } from "../src/backoff";
-import type { AppConfig } from "../src/config";
-import { stagesForRetry, validatePipeline } from "../src/dag";
-import { conflict, invalid, notFound } from "../src/errors";
-import { KeyedQueue } from "../src/keyed-queue";
-import { runEmail, sendWebhook, WEBHOOK_ATTEMPTS, type EmailText } from "../src/pipelines/notifications";
+import { appConfig } from "../src/platform/app-config";
+import { retryDelayMs } from "../src/domain/backoff";
+import type { AppConfig } from "../src/platform/config";
+import { stagesForRetry, validatePipeline } from "../src/domain/pipelines/dag";
+import { conflict, invalid, notFound } from "../src/platform/errors";
+import { KeyedQueue } from "../src/runtime/keyed-queue";
+import { runEmail, sendWebhook, WEBHOOK_ATTEMPTS, type EmailText } from "../src/runtime/notifications";
 import {
 	acceptsTaskOutcome, advanceRun, cancelledStages, isRunFinished, newRun, runSummary, runView, settle, stageAfterTask,
 	stageTaskKey, stageTaskParams, type RunView, type StageTaskOutcome, type StageTaskParams, type StoredRun
-} from "../src/pipelines/runs";
-import type { TypedServiceSchema } from "../src/service-schema";
+} from "../src/domain/pipelines/runs";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../src/storage/entity-store";
-import { TERMINAL_STATUSES } from "../src/task-state";
+import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { EVENTS, type AuditEntry, type ErrorCode, type Pipeline, type PipelineExecution, type Principal, type RunStage, type Task } from "../src/types";
 
 type Meta = { user?: Principal | null; idempotencyKey?: string };

@@ -13,15 +13,15 @@
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { appConfig } from "../src/app-config";
-import { localGatewayServer } from "../src/local-gateway";
-import type { AppConfig } from "../src/config";
-import type { RealtimeHub } from "../src/realtime/hub";
-import { RELAYED_EVENTS, toWireMessage, type RelayedEvent } from "../src/realtime/messages";
-import type { SocketIoChannel } from "../src/realtime/socketio-channel";
-import type { WsChannel } from "../src/realtime/ws-channel";
-import { MCP_METRIC } from "../src/metrics/definitions";
-import type { TypedServiceSchema } from "../src/service-schema";
+import { appConfig } from "../src/platform/app-config";
+import { localGatewayServer } from "../src/gateway/local-gateway";
+import type { AppConfig } from "../src/platform/config";
+import type { RealtimeHub } from "../src/gateway/realtime/hub";
+import { RELAYED_EVENTS, toWireMessage, type RelayedEvent } from "../src/gateway/realtime/messages";
+import type { SocketIoChannel } from "../src/gateway/realtime/socketio-channel";
+import type { WsChannel } from "../src/gateway/realtime/ws-channel";
+import { MCP_METRIC } from "../src/platform/metrics/definitions";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 
 interface RealtimeThis extends Service {
 	config: AppConfig;
@@ -93,15 +93,15 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 		}
 		// Loaded only here: a node without the gateway never loads socket.io or ws.
 		const [{ RealtimeHub }, { SOCKET_IO_PATH, SocketIoChannel }, { WS_PATH, WsChannel }] = await Promise.all([
-			import("../src/realtime/hub"),
-			import("../src/realtime/socketio-channel"),
-			import("../src/realtime/ws-channel")
+			import("../src/gateway/realtime/hub"),
+			import("../src/gateway/realtime/socketio-channel"),
+			import("../src/gateway/realtime/ws-channel")
 		]);
 		const config = this.config;
 		const hub = new RealtimeHub({
 			maxConnections: config.maxWsConnections,
 			bufferLimitBytes: config.wsClientBufferLimit,
-			// The gauge is registered on every node with metrics on (see src/metrics/definitions.ts).
+			// The gauge is registered on every node with metrics on (see src/platform/metrics/definitions.ts).
 			onConnectionCount: open => {
 				if (config.metricsEnabled) this.broker.metrics.set(MCP_METRIC.wsConnections, open);
 			},

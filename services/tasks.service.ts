@@ -4,26 +4,26 @@
  * A task's record changes only through `mutate`: its mailbox on this node serialises the change,
  * and a compare-and-set on `version` in the store makes a concurrent writer on another node lose
  * cleanly (we reload and re-apply). The dispatcher keeps the queue and the agents' view in memory,
- * asks the pure policy (`src/dispatch.ts`) for assignments whenever something changes (a task
+ * asks the pure policy (`src/domain/tasks/dispatch.ts`) for assignments whenever something changes (a task
  * arrives, an agent registers or frees up, a backoff ends), and delivers each assignment.
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { mayReportOnTask } from "../src/access";
-import { acceptsWork } from "../src/agent-status";
-import { appConfig } from "../src/app-config";
-import { retryDelayMs } from "../src/backoff";
-import type { AppConfig } from "../src/config";
-import { DeliveryBreaker } from "../src/delivery-breaker";
-import { planDispatch, type DispatchAgent, type DispatchTask } from "../src/dispatch";
-import { conflict, forbidden, notFound } from "../src/errors";
-import { KeyedQueue } from "../src/keyed-queue";
-import { localGatewayPort, localGatewayServer } from "../src/local-gateway";
-import type { TypedServiceSchema } from "../src/service-schema";
+import { mayReportOnTask } from "../src/domain/access";
+import { acceptsWork } from "../src/domain/agents/status";
+import { appConfig } from "../src/platform/app-config";
+import { retryDelayMs } from "../src/domain/backoff";
+import type { AppConfig } from "../src/platform/config";
+import { DeliveryBreaker } from "../src/runtime/delivery/breaker";
+import { planDispatch, type DispatchAgent, type DispatchTask } from "../src/domain/tasks/dispatch";
+import { conflict, forbidden, notFound } from "../src/platform/errors";
+import { KeyedQueue } from "../src/runtime/keyed-queue";
+import { localGatewayPort, localGatewayServer } from "../src/gateway/local-gateway";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
-import { afterAttemptFailure, assertTransition, IllegalTransitionError, isTerminal } from "../src/task-state";
-import { mintToken } from "../src/tokens";
+import { afterAttemptFailure, assertTransition, IllegalTransitionError, isTerminal } from "../src/domain/tasks/state-machine";
+import { mintToken } from "../src/platform/tokens";
 import {
 	EVENTS, PRIORITIES, TASK_STATUSES,
 	type Agent, type AgentUpdatedEvent, type LogLevelName, type Principal, type Task, type TaskDelivery, type TaskStatus, type TaskSubmission

@@ -8,7 +8,7 @@ import { freePort, startNatsServer, startNode, startRedisServer, type ManagedPro
 import { client, request, waitFor } from "../support/http";
 import { silent, postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase } from "../support/postgres";
-import { mintToken } from "../../src/tokens";
+import { mintToken } from "../../src/platform/tokens";
 import { POSTGRES, requireService } from "../support/services";
 
 jest.setTimeout(120_000);

@@ -1,6 +1,6 @@
 /**
  * docker-compose.yml and the Dockerfile against the code: every environment variable a service
- * sets is one src/config.ts reads, the node roles are wired as the README says, and the image
+ * sets is one src/platform/config.ts reads, the node roles are wired as the README says, and the image
  * starts what `npm start` starts.
  *
  * `docker-compose config` (validation and the normalized file) needs the docker-compose binary,
@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { CONFIG_VARIABLES } from "../../src/config";
+import { CONFIG_VARIABLES } from "../../src/platform/config";
 
 const ROOT = path.resolve(__dirname, "../..");
 const COMPOSE_FILE = path.join(ROOT, "docker-compose.yml");
@@ -98,7 +98,7 @@ describe("docker-compose.yml", () => {
 		}
 	});
 
-	test("every environment variable of every service is one src/config.ts reads", () => {
+	test("every environment variable of every service is one src/platform/config.ts reads", () => {
 		const known = new Set<string>(CONFIG_VARIABLES);
 		const unknown = nodes.flatMap(([name, s]) => Object.keys(environment(s)).filter(v => !known.has(v)).map(v => `${name}: ${v}`));
 		expect(unknown).toEqual([]);

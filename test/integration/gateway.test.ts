@@ -190,7 +190,7 @@ describe("rate limiting", () => {
 
 describe("production mode", () => {
 	test("refuses to start without JWT_SECRET and API_KEY", async () => {
-		const { loadConfig } = await import("../../src/config");
+		const { loadConfig } = await import("../../src/platform/config");
 		expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/JWT_SECRET/);
 		expect(() => loadConfig({ NODE_ENV: "production", JWT_SECRET: "s" })).toThrow(/API_KEY/);
 	});

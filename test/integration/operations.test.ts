@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import WebSocket from "ws";
 import path from "node:path";
-import { mintToken } from "../../src/tokens";
+import { mintToken } from "../../src/platform/tokens";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { client, request, waitFor } from "../support/http";
 import { complete, startHttpAgent, type HttpAgent } from "../support/http-agent";

@@ -4,7 +4,7 @@
  * where it was: no completed stage runs again, the held stage's late callback is taken, and the
  * results keep flowing forward.
  */
-import { mintToken } from "../../src/tokens";
+import { mintToken } from "../../src/platform/tokens";
 import type { TaskDelivery } from "../../src/types";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:chil
 import fs from "node:fs";
 import path from "node:path";
 import { agentIdFor } from "../../services/agents.service";
-import { verifyToken } from "../../src/tokens";
+import { verifyToken } from "../../src/platform/tokens";
 import type { Agent } from "../../src/types";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { startServer, type TestServer } from "../support/server";

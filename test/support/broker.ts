@@ -3,8 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
-import { brokerOptions } from "../../src/broker-options";
-import { loadConfig, type AppConfig } from "../../src/config";
+import { brokerOptions } from "../../src/platform/broker-options";
+import { loadConfig, type AppConfig } from "../../src/platform/config";
 
 export function tempDir(prefix = "mcp-test-"): string {
 	return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

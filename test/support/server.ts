@@ -5,9 +5,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
-import type { AppConfig } from "../../src/config";
-import { localGatewayPort } from "../../src/local-gateway";
-import { mintToken } from "../../src/tokens";
+import type { AppConfig } from "../../src/platform/config";
+import { localGatewayPort } from "../../src/gateway/local-gateway";
+import { mintToken } from "../../src/platform/tokens";
 import type { Role } from "../../src/types";
 import { createTestBroker, testConfig } from "./broker";
 

@@ -4,8 +4,8 @@
  */
 const { ServiceBroker } = require("moleculer");
 const { agentMixin } = require("../../dist/mixins/agent.mixin");
-const { brokerOptions } = require("../../dist/src/broker-options");
-const { loadConfig } = require("../../dist/src/config");
+const { brokerOptions } = require("../../dist/src/platform/broker-options");
+const { loadConfig } = require("../../dist/src/platform/config");
 
 const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
 broker.createService({

@@ -1,6 +1,6 @@
 import {
 	acceptsWork, isSilent, statusAfterHealthCheck, statusAfterHeartbeat, statusAfterRegistration, statusAfterSilence
-} from "../../src/agent-status";
+} from "../../src/domain/agents/status";
 
 test("heartbeats revive agents but never undo draining", () => {
 	expect(statusAfterHeartbeat("offline", undefined)).toBe("active");

@@ -1,4 +1,4 @@
-import { backoffCeilingMs, retryDelayMs } from "../../src/backoff";
+import { backoffCeilingMs, retryDelayMs } from "../../src/domain/backoff";
 import { seeded } from "../support/seeded-random";
 
 const OPTS = { baseMs: 100, maxMs: 1000 };

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from "../../src/config";
+import { ConfigError, loadConfig } from "../../src/platform/config";
 
 describe("loadConfig", () => {
 	test("defaults: embedded store, port 8080, no transporter, the contract's limits", () => {

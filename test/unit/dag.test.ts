@@ -14,7 +14,7 @@ import {
 	stagesForRetry,
 	topologicalOrder,
 	validatePipeline
-} from "../../src/dag";
+} from "../../src/domain/pipelines/dag";
 import { STAGE_TYPES } from "../../src/types";
 import type { FieldError, RunStage, StageDefinition, StageStatus } from "../../src/types";
 

@@ -10,7 +10,7 @@ import {
 	type DispatchAgent,
 	type DispatchInput,
 	type DispatchTask
-} from "../../src/dispatch";
+} from "../../src/domain/tasks/dispatch";
 import type { AgentStatus, Priority } from "../../src/types";
 import { seeded } from "../support/seeded-random";
 

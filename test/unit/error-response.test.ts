@@ -1,6 +1,6 @@
 import { Errors } from "moleculer";
-import { ApiError } from "../../src/errors";
-import { toErrorResponse } from "../../src/http/error-response";
+import { ApiError } from "../../src/platform/errors";
+import { toErrorResponse } from "../../src/gateway/error-response";
 
 test("validation errors name each field", () => {
 	const err = new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [

@@ -1,4 +1,4 @@
-import { KeyedQueue } from "../../src/keyed-queue";
+import { KeyedQueue } from "../../src/runtime/keyed-queue";
 
 const tick = (ms: number) => new Promise(r => setTimeout(r, ms));
 

@@ -8,8 +8,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Errors } from "moleculer";
-import { ApiError } from "../../src/errors";
-import { errorTrackingActive, flushErrorReports, httpStatusOf, isServerError, reportServerError } from "../../src/error-tracking";
+import { ApiError } from "../../src/platform/errors";
+import { errorTrackingActive, flushErrorReports, httpStatusOf, isServerError, reportServerError } from "../../src/platform/error-tracking";
 import { tempDir, testConfig } from "../support/broker";
 
 interface SentryEvent {
@@ -38,8 +38,8 @@ async function fakeSentry() {
 const messages = (events: SentryEvent[]) => events.map(e => e.exception?.values?.[0]?.value);
 
 const ROOT = path.resolve(__dirname, "../..");
-const BUILT = ["dist/src/error-tracking.js", "dist/src/broker-options.js"];
-const SOURCES = ["src/error-tracking.ts", "src/broker-options.ts"];
+const BUILT = ["dist/src/platform/error-tracking.js", "dist/src/platform/broker-options.js"];
+const SOURCES = ["src/platform/error-tracking.ts", "src/platform/broker-options.ts"];
 const mtime = (file: string) => fs.statSync(path.join(ROOT, file)).mtimeMs;
 
 /** `npm test` builds first; a bare `npx jest` on a fresh or stale checkout builds here. */
@@ -55,10 +55,10 @@ function ensureBuilt() {
  */
 const SENTRY_SCRIPT = `
 const { ServiceBroker, Errors } = require("moleculer");
-const { brokerOptions } = require("./dist/src/broker-options");
-const { loadConfig } = require("./dist/src/config");
-const { ApiError } = require("./dist/src/errors");
-const { errorTrackingActive, flushErrorReports, reportServerError } = require("./dist/src/error-tracking");
+const { brokerOptions } = require("./dist/src/platform/broker-options");
+const { loadConfig } = require("./dist/src/platform/config");
+const { ApiError } = require("./dist/src/platform/errors");
+const { errorTrackingActive, flushErrorReports, reportServerError } = require("./dist/src/platform/error-tracking");
 const env = { DATA_DIR: process.env.DATA_DIR, LOG_LEVEL: "fatal", JWT_SECRET: "x", API_KEY: "y", SENTRY_DSN: process.env.SENTRY_DSN };
 const config = loadConfig(env);
 (async () => {

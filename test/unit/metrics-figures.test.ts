@@ -1,10 +1,10 @@
 /** The pure event → metric trackers behind services/metrics.service.ts. */
 import { ServiceBroker } from "moleculer";
-import { AgentFigures } from "../../src/metrics/agent-figures";
-import { MCP_METRIC, MCP_METRICS, registerMcpMetrics } from "../../src/metrics/definitions";
-import { PipelineFigures } from "../../src/metrics/pipeline-figures";
-import { inferPreviousStatus, TaskFigures, type TaskView } from "../../src/metrics/task-figures";
-import { applyMetricUpdates, secondsBetween, type MetricUpdate } from "../../src/metrics/updates";
+import { AgentFigures } from "../../src/platform/metrics/agent-figures";
+import { MCP_METRIC, MCP_METRICS, registerMcpMetrics } from "../../src/platform/metrics/definitions";
+import { PipelineFigures } from "../../src/platform/metrics/pipeline-figures";
+import { inferPreviousStatus, TaskFigures, type TaskView } from "../../src/platform/metrics/task-figures";
+import { applyMetricUpdates, secondsBetween, type MetricUpdate } from "../../src/platform/metrics/updates";
 
 const T0 = "2026-01-01T00:00:00.000Z";
 const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000).toISOString();

@@ -4,8 +4,8 @@
  */
 import { Writable } from "node:stream";
 import { ServiceBroker, type Context, type Service } from "moleculer";
-import { brokerOptions, REDACTED_PATHS } from "../../src/broker-options";
-import { currentRequestId, eventOptionsWithScopeRequestId, runWithRequestId, withScopeRequestId } from "../../src/middlewares/request-context";
+import { brokerOptions, REDACTED_PATHS } from "../../src/platform/broker-options";
+import { currentRequestId, eventOptionsWithScopeRequestId, runWithRequestId, withScopeRequestId } from "../../src/platform/middlewares/request-context";
 import { testConfig } from "../support/broker";
 
 type LogLine = Record<string, unknown> & { msg?: string; request_id?: string; mod?: string };

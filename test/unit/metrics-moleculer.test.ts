@@ -3,9 +3,9 @@
  * Moleculer's own list and order, with the lean "Metrics" in its place.
  */
 import { INTERNAL_MIDDLEWARES, ServiceBroker, type Context, type Service } from "moleculer";
-import { brokerOptions } from "../../src/broker-options";
-import { MCP_METRIC } from "../../src/metrics/definitions";
-import { renderPrometheus, type MetricFamilySnapshot } from "../../src/metrics/prometheus";
+import { brokerOptions } from "../../src/platform/broker-options";
+import { MCP_METRIC } from "../../src/platform/metrics/definitions";
+import { renderPrometheus, type MetricFamilySnapshot } from "../../src/platform/metrics/prometheus";
 import { testConfig } from "../support/broker";
 
 type MiddlewareList = { middlewares: { list: Array<{ name?: string }> } };

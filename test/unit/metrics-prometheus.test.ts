@@ -2,9 +2,9 @@
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ServiceBroker, type Logger, type MetricRegistry } from "moleculer";
-import { MCP_METRIC, MILLISECOND_HISTOGRAMS, registerMcpMetrics } from "../../src/metrics/definitions";
-import { accessLogFields, CLIENT_CLOSED_STATUS, methodLabel, routeLabel, watchHttpRequest } from "../../src/metrics/http-requests";
-import { labelValue, metricName, renderPrometheus, sampleValue, type MetricFamilySnapshot } from "../../src/metrics/prometheus";
+import { MCP_METRIC, MILLISECOND_HISTOGRAMS, registerMcpMetrics } from "../../src/platform/metrics/definitions";
+import { accessLogFields, CLIENT_CLOSED_STATUS, methodLabel, routeLabel, watchHttpRequest } from "../../src/platform/metrics/http-requests";
+import { labelValue, metricName, renderPrometheus, sampleValue, type MetricFamilySnapshot } from "../../src/platform/metrics/prometheus";
 
 /** Every line of the text format 0.0.4: a comment, or `name{labels} value`. */
 const SAMPLE_LINE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? (NaN|[+-]Inf|-?[0-9.eE+-]+)$/;

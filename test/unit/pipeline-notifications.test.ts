@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
-import { runEmail, sendWebhook, signBody, verifySignature, WEBHOOK_ATTEMPTS, type FetchLike } from "../../src/pipelines/notifications";
-import type { RunView } from "../../src/pipelines/runs";
+import { runEmail, sendWebhook, signBody, verifySignature, WEBHOOK_ATTEMPTS, type FetchLike } from "../../src/runtime/notifications";
+import type { RunView } from "../../src/domain/pipelines/runs";
 
 const SECRET = "shared-secret";
 

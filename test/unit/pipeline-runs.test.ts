@@ -1,8 +1,8 @@
-import { validatePipeline } from "../../src/dag";
+import { validatePipeline } from "../../src/domain/pipelines/dag";
 import {
 	acceptsTaskOutcome, advanceRun, cancelledStages, DEFAULT_STAGE_RETRY_COUNT, MAX_STAGE_TIMEOUT_SEC, newRun, runSummary, runView, settle,
 	stageAfterTask, stageTaskKey, stageTaskParams, type StageStarter, type StageTaskOutcome, type StoredRun
-} from "../../src/pipelines/runs";
+} from "../../src/domain/pipelines/runs";
 import type { Pipeline, PipelineDefinition, RunStage, TaskStatus } from "../../src/types";
 
 const NOW = "2024-01-01T00:00:00.000Z";

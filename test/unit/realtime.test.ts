@@ -1,8 +1,8 @@
 import jwt from "jsonwebtoken";
-import { authenticateListener, isVisibleTo, RealtimeAuthError } from "../../src/realtime/access";
-import { RealtimeHub, type Channel, type RealtimeClient } from "../../src/realtime/hub";
-import { toWireMessage } from "../../src/realtime/messages";
-import { MAX_SUBSCRIPTIONS_PER_CLIENT, parseSubscriptionRequest, SubscriptionError, Subscriptions } from "../../src/realtime/subscriptions";
+import { authenticateListener, isVisibleTo, RealtimeAuthError } from "../../src/gateway/realtime/access";
+import { RealtimeHub, type Channel, type RealtimeClient } from "../../src/gateway/realtime/hub";
+import { toWireMessage } from "../../src/gateway/realtime/messages";
+import { MAX_SUBSCRIPTIONS_PER_CLIENT, parseSubscriptionRequest, SubscriptionError, Subscriptions } from "../../src/gateway/realtime/subscriptions";
 import type { ClusterMessage, Principal, TaskUpdateMessage } from "../../src/types";
 
 const NOW = new Date("2024-01-02T03:04:05.000Z");

@@ -1,10 +1,10 @@
 import { Errors } from "moleculer";
-import { notFound } from "../../src/errors";
+import { notFound } from "../../src/platform/errors";
 import {
 	agentsCommand, agentsTable, describeError, drainCommand, formatTable, runActionCommand, runsCommand, runsTable,
 	tasksCommand, tasksTable, tokenCommand, tokenOptions, UsageError, type Caller
-} from "../../src/repl-commands";
-import { verifyToken } from "../../src/tokens";
+} from "../../src/platform/repl-commands";
+import { verifyToken } from "../../src/platform/tokens";
 import type { Agent, Task } from "../../src/types";
 
 function agent(over: Partial<Agent> = {}): Agent {

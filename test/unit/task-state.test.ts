@@ -6,7 +6,7 @@ import {
 	isTerminal,
 	maxAttempts,
 	TERMINAL_STATUSES
-} from "../../src/task-state";
+} from "../../src/domain/tasks/state-machine";
 import { TASK_STATUSES, type TaskStatus } from "../../src/types";
 
 // Written out independently of the module's table, so a slip there shows up here.

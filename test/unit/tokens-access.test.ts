@@ -1,6 +1,6 @@
 import jwt from "jsonwebtoken";
-import { actsOnOwnAgent, isAllowed, mayReportOnTask } from "../../src/access";
-import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../../src/tokens";
+import { actsOnOwnAgent, isAllowed, mayReportOnTask } from "../../src/domain/access";
+import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../../src/platform/tokens";
 import type { Principal } from "../../src/types";
 
 const SECRET = "unit-secret";

@@ -4,7 +4,7 @@
  */
 import { createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import jwt from "jsonwebtoken";
-import { USER_ROLES, type Principal, type Role } from "./types";
+import { USER_ROLES, type Principal, type Role } from "../types";
 
 const ALGORITHM = "HS256";
 const ROLES: readonly Role[] = [...USER_ROLES, "agent"];

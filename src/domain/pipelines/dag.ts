@@ -12,8 +12,8 @@
  *   required failure, so their results survive for a retry. It then fails when a required stage
  *   failed, was skipped or was cancelled, and completes otherwise.
  */
-import { STAGE_TYPES } from "./types";
-import type { FieldError, PipelineDefinition, RunStage, RunStatus, StageDefinition, StageDependency, StageStatus, StageType } from "./types";
+import { STAGE_TYPES } from "../../types";
+import type { FieldError, PipelineDefinition, RunStage, RunStatus, StageDefinition, StageDependency, StageStatus, StageType } from "../../types";
 
 export const MAX_STAGES = 100;
 

@@ -4,7 +4,7 @@
  * Events only update the map (the dispatcher's load reports make several a second); the gauge is
  * read from it on a timer (`gauges()`).
  */
-import { AGENT_STATUSES, type Agent, type AgentStatus, type AgentUpdatedEvent } from "../types";
+import { AGENT_STATUSES, type Agent, type AgentStatus, type AgentUpdatedEvent } from "../../types";
 import { MCP_METRIC } from "./definitions";
 import type { MetricUpdate } from "./updates";
 

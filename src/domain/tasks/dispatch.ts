@@ -2,8 +2,8 @@
  * Dispatch policy: which queued task goes to which agent. Pure: the caller passes a snapshot of
  * the queue and the agents and applies the assignments it gets back.
  */
-import { acceptsWork } from "./agent-status";
-import type { AgentStatus, Priority } from "./types";
+import { acceptsWork } from "../agents/status";
+import type { AgentStatus, Priority } from "../../types";
 
 /** The fields of a queued Task the policy needs. */
 export interface DispatchTask {

@@ -4,7 +4,7 @@
  * starts while runs are in flight counts each of them as started when it first hears of it.
  * Stage durations come from the stage tasks instead (see `TaskFigures`): runs carry no stage times.
  */
-import type { PipelineRun, RunStatus } from "../types";
+import type { PipelineRun, RunStatus } from "../../types";
 import { MCP_METRIC } from "./definitions";
 import type { MetricUpdate } from "./updates";
 

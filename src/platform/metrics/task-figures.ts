@@ -8,8 +8,8 @@
  * Events give counters and histograms at once; the gauges are read from the counts (`gauges()`)
  * on a short timer instead, sparing three registry writes per event on the task path.
  */
-import { isTerminal } from "../task-state";
-import { TASK_STATUSES, type Task, type TaskStatus } from "../types";
+import { isTerminal } from "../../domain/tasks/state-machine";
+import { TASK_STATUSES, type Task, type TaskStatus } from "../../types";
 import { MCP_METRIC } from "./definitions";
 import { secondsBetween, type MetricUpdate } from "./updates";
 

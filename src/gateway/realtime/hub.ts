@@ -3,7 +3,7 @@
  * for socket.io and `/ws` together), who gets which event, and dropping clients that cannot keep
  * up. Knows nothing of sockets; each channel adapts its connections to `RealtimeClient`.
  */
-import type { ClusterMessage } from "../types";
+import type { ClusterMessage } from "../../types";
 import { isVisibleTo, type RealtimeSession } from "./access";
 import type { Subscriptions } from "./subscriptions";
 

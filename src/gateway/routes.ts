@@ -2,7 +2,7 @@
  * The REST surface as data: path, action, who may call it, and what a success answers.
  * The gateway builds moleculer-web aliases and its access checks from this one table.
  */
-import type { AccessRule } from "../access";
+import type { AccessRule } from "../domain/access";
 
 export interface RestRoute {
 	method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";

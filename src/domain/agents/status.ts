@@ -2,7 +2,7 @@
  * How an agent's status moves. The agents actor applies these to decide the next status;
  * `null` means "no change".
  */
-import type { AgentHeartbeat, AgentStatus } from "./types";
+import type { AgentHeartbeat, AgentStatus } from "../../types";
 
 /** Statuses in which an agent is considered alive (and so watched for silence). */
 export const LIVE_STATUSES: readonly AgentStatus[] = ["active", "busy", "unhealthy", "draining"];

@@ -6,8 +6,8 @@
 import type { Server as HttpServer } from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { WebSocket } from "ws";
-import { bearerToken } from "../tokens";
-import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../types";
+import { bearerToken } from "../../platform/tokens";
+import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../../types";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
 import type { Channel, RealtimeClient, RealtimeHub } from "./hub";

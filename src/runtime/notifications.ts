@@ -3,7 +3,7 @@
  * The network is injected, so the retry and signing rules are tested without sockets.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { RunView } from "./runs";
+import type { RunView } from "../domain/pipelines/runs";
 
 export const SIGNATURE_HEADER = "X-MCP-Signature";
 /** Tries per webhook, the first included. */

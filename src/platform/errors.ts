@@ -3,7 +3,7 @@
  * `{ error: { code, message, details } }` body with the HTTP status in `code`.
  */
 import { Errors } from "moleculer";
-import type { ErrorCode, FieldError } from "./types";
+import type { ErrorCode, FieldError } from "../types";
 
 const STATUS: Record<ErrorCode, number> = {
 	BAD_REQUEST: 400,

@@ -11,7 +11,7 @@ import type { ReplOptions, ServiceBroker } from "moleculer";
 import { appConfig } from "./app-config";
 import type { MintOptions } from "./tokens";
 import { mintToken } from "./tokens";
-import { USER_ROLES, type Agent, type PipelineRun, type Role, type Task } from "./types";
+import { USER_ROLES, type Agent, type PipelineRun, type Role, type Task } from "../types";
 
 // ---------- tables ----------
 

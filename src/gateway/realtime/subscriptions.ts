@@ -5,7 +5,7 @@
  * token's scope has to be intersected with its subscriptions, which rooms (a union) cannot
  * express. Delivery still encodes each event once per channel (see `socketio-channel.ts`).
  */
-import type { ClusterMessage } from "../types";
+import type { ClusterMessage } from "../../types";
 
 export const SUBSCRIPTION_KEYS = ["task_id", "pipeline_id", "run_id", "agent_id"] as const;
 export type SubscriptionKey = (typeof SUBSCRIPTION_KEYS)[number];

@@ -6,7 +6,7 @@
 import {
 	EVENTS,
 	type AgentUpdateMessage, type ClusterMessage, type ErrorMessage, type PipelineProgressMessage, type TaskUpdateMessage
-} from "../types";
+} from "../../types";
 
 /** The Moleculer events the realtime channels relay, in one place so the service and tests agree. */
 export const RELAYED_EVENTS = [EVENTS.taskUpdated, EVENTS.agentUpdated, EVENTS.pipelineProgress, EVENTS.error] as const;

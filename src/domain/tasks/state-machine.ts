@@ -2,7 +2,7 @@
  * The task state machine. Every status change goes through here, so a late or duplicate report
  * (say, a "complete" callback for a task already cancelled) is refused instead of applied.
  */
-import type { TaskStatus } from "./types";
+import type { TaskStatus } from "../../types";
 
 const NEXT_STATUSES: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
 	pending: ["running", "cancelled"],

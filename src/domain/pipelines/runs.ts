@@ -3,8 +3,8 @@
  * and how a task's outcome lands on its stage. The pipelines service owns the I/O (store, tasks,
  * events); everything it decides about a run's shape is here, so it can be tested without a broker.
  */
-import { advance, completedStages, currentStage, dependencyResults, progressOf, type PipelineGraph } from "../dag";
-import type { Pipeline, PipelineExecution, PipelineRun, RunStage, RunStatus, Task, TaskStatus, TaskSubmission } from "../types";
+import { advance, completedStages, currentStage, dependencyResults, progressOf, type PipelineGraph } from "./dag";
+import type { Pipeline, PipelineExecution, PipelineRun, RunStage, RunStatus, Task, TaskStatus, TaskSubmission } from "../../types";
 
 /**
  * Retries a stage's task gets when its definition says nothing: a transient agent failure should

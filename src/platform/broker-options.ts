@@ -6,7 +6,7 @@ import path from "node:path";
 import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { pino, type DestinationStream } from "pino";
 import type { AppConfig } from "./config";
-import { redisOptions, ResilientRedisCacher } from "./resilient-redis-cacher";
+import { redisOptions, ResilientRedisCacher } from "./redis-cacher";
 import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
 import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
 import { internalMiddlewares } from "./middlewares/moleculer-metrics";

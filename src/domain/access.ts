@@ -3,7 +3,7 @@
  * `isAllowed` before calling it. Agents are not above viewers: they only reach actions that
  * accept agents, and those actions check that the agent acts on itself (`actsOnOwnAgent`).
  */
-import type { Principal, Role } from "./types";
+import type { Principal, Role } from "../types";
 
 /** What an action needs: `read` (viewer+), `operate` (operator+), `admin`. `agent` lets agent tokens in too. */
 export interface AccessRule {

@@ -4,9 +4,9 @@
  * only its one task: events would otherwise leak other agents' work to any registered agent.
  */
 import jwt from "jsonwebtoken";
-import { isAgentOnly, isAllowed } from "../access";
-import { TokenError, verifyToken } from "../tokens";
-import type { ClusterMessage, Principal } from "../types";
+import { isAgentOnly, isAllowed } from "../../domain/access";
+import { TokenError, verifyToken } from "../../platform/tokens";
+import type { ClusterMessage, Principal } from "../../types";
 
 export interface RealtimeSession {
 	principal: Principal;
