@@ -8,6 +8,7 @@ import path from "node:path";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
+import { resolveSecrets } from "../src/platform/secrets";
 
 export interface BenchResult {
 	name: string;
@@ -43,7 +44,7 @@ export function serviceSchema(name: string): ServiceSchema {
 }
 
 export async function startNode(env: Record<string, string>, services: string[], extra: Partial<ServiceSchema>[] = []): Promise<ServiceBroker> {
-	const broker = new ServiceBroker(brokerOptions(loadConfig(env)));
+	const broker = new ServiceBroker(brokerOptions(resolveSecrets(loadConfig(env))));
 	for (const name of services) broker.createService(serviceSchema(name));
 	for (const schema of extra) broker.createService(schema as ServiceSchema);
 	await broker.start();

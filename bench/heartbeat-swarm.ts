@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
+import { resolveSecrets } from "../src/platform/secrets";
 import type { RegisteredAgent } from "../src/types";
 
 export interface SwarmHeartbeatResult {
@@ -142,7 +143,7 @@ async function heartbeatAll(broker: ServiceBroker, ids: string[], seconds: numbe
 
 async function main(): Promise<void> {
 	const count = Number(process.env.SWARM_AGENTS ?? 2000);
-	const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
+	const broker = new ServiceBroker(brokerOptions(resolveSecrets(loadConfig(process.env))));
 	process.on("disconnect", () => void broker.stop().then(() => process.exit(0)));
 	await broker.start();
 	await broker.waitForServices(["agents"], 30_000);

@@ -5,7 +5,7 @@
  * error its failure (an error with `retryable: false` fails the task without retries).
  */
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
-import { appConfig } from "../src/platform/app-config";
+import { nodeConfig } from "../src/platform/app-config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import type { AgentType, RegisteredAgent } from "../src/types";
 
@@ -86,7 +86,7 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 			}
 		},
 		started(this: AgentThis) {
-			const interval = Math.max(200, Math.floor(appConfig(this.broker).heartbeatTimeoutMs / 3));
+			const interval = Math.max(200, Math.floor(nodeConfig(this.broker).heartbeatTimeoutMs / 3));
 			this.heartbeatTimer = setInterval(() => {
 				void this.heartbeat().catch(err => this.logger.debug({ err: (err as Error).message }, "heartbeat failed"));
 			}, interval);

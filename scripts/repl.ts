@@ -109,7 +109,7 @@ async function main() {
 		if (config.storage === "nedb")
 			say("Do not run it beside `npm start` on the same DATA_DIR; set TRANSPORTER on both to make the REPL join that server.");
 	}
-	if (!loaded.jwtSecret) say(`Tokens are signed with the development secret in ${config.dataDir}/.secrets.json.`);
+	if (!loaded.secrets.jwtSecret) say(`Tokens are signed with the development secret in ${config.dataDir}/.secrets.json.`);
 	say("Commands: agents, tasks, runs, drain, cancel, retry, token (and Moleculer's: call, nodes, services, ...). Type `help`.");
 
 	const server = broker.repl() as unknown as REPLServer | undefined;

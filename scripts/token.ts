@@ -44,9 +44,9 @@ function main(argv: string[]): number {
 		const options = tokenOptions({ roles: values.roles, sub: values.sub, agentId: values["agent-id"], expiresIn: values["expires-in"] });
 		const loaded = loadConfig(process.env);
 		const config = resolveSecrets(loaded);
-		if (!loaded.jwtSecret)
+		if (!loaded.secrets.jwtSecret)
 			process.stderr.write(`token: no JWT_SECRET set: signed with the development secret in ${config.dataDir}/.secrets.json\n`);
-		process.stdout.write(`${mintToken(config.jwtSecret!, options)}\n`);
+		process.stdout.write(`${mintToken(config.secrets.jwtSecret, options)}\n`);
 		return 0;
 	} catch (err) {
 		if (err instanceof UsageError) process.stderr.write(`token: ${err.message}\n${USAGE}\n`);

@@ -122,7 +122,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					})
 				);
 				this.announce(agent);
-				const token = mintToken(this.config.jwtSecret!, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id });
+				const token = mintToken(this.config.secrets.jwtSecret, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id });
 				return { ...agent, token };
 			}
 		},

@@ -142,7 +142,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			const token = bearerToken(req.headers.authorization);
 			if (token) {
 				try {
-					user = verifyToken(this.config.jwtSecret!, token);
+					user = verifyToken(this.config.secrets.jwtSecret, token);
 				} catch (err) {
 					tokenError = err instanceof TokenError ? err.message : "Invalid token";
 				}
@@ -160,7 +160,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			if (tokenError) throw unauthorized(tokenError);
 			const apiKey = req.headers["x-api-key"];
 			if (!user && rule?.apiKey && typeof apiKey === "string") {
-				if (!sameSecret(apiKey, this.config.apiKey!)) throw unauthorized("Invalid API key");
+				if (!sameSecret(apiKey, this.config.secrets.apiKey)) throw unauthorized("Invalid API key");
 				ctx.meta.apiKey = true;
 			}
 			return user;
@@ -294,7 +294,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 	started(this: ApiThis) {
 		if (this.config.secretsGenerated) {
-			const token = mintToken(this.config.jwtSecret!, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 });
+			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 });
 			this.logger.warn(
 				`Development mode: JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
 			);

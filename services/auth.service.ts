@@ -26,10 +26,10 @@ const AuthService: TypedServiceSchema<Service> = {
 				const { api_key, sub, roles = ["viewer"], expires_in = 3600 } = ctx.params;
 				const isAdmin = ctx.meta.user?.roles.includes("admin") ?? false;
 				if (!isAdmin) {
-					if (!api_key || !sameSecret(api_key, config.apiKey!)) throw unauthorized("A valid api_key (or an admin token) is required");
+					if (!api_key || !sameSecret(api_key, config.secrets.apiKey)) throw unauthorized("A valid api_key (or an admin token) is required");
 					if (roles.includes("admin")) throw forbidden("Only an admin may mint admin tokens");
 				}
-				return { token: mintToken(config.jwtSecret!, { sub, roles, expiresInSec: expires_in }), expires_in };
+				return { token: mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: expires_in }), expires_in };
 			}
 		}
 	}

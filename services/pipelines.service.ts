@@ -435,7 +435,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			const outcome = await sendWebhook({
 				url,
 				body: JSON.stringify(run),
-				secret: this.config.jwtSecret ?? "",
+				secret: this.config.secrets.jwtSecret,
 				attempts: WEBHOOK_ATTEMPTS,
 				delayMs: attempt => retryDelayMs(attempt, { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs })
 			});

@@ -5,7 +5,7 @@
 import path from "node:path";
 import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { pino, type DestinationStream } from "pino";
-import type { AppConfig } from "./config";
+import type { EnvConfig } from "./config";
 import { redisOptions, ResilientRedisCacher } from "./redis-cacher";
 import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
 import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
@@ -27,7 +27,7 @@ export const REDACTED_PATHS = REDACTED_KEYS.flatMap(key => {
 });
 
 /** LOG_DIR set: JSON lines to stdout as always, and to daily/size-rotated files there (pino-roll, in pino's worker thread). */
-function logDestination(config: AppConfig): DestinationStream | undefined {
+function logDestination(config: EnvConfig): DestinationStream | undefined {
 	if (!config.logDir) return undefined;
 	// Moleculer gives each module's child logger its level: the targets pass everything on.
 	return pino.transport({
@@ -52,7 +52,7 @@ function logDestination(config: AppConfig): DestinationStream | undefined {
 
 // ---------- metrics ----------
 /** Moleculer's registry, no reporter: `GET /metrics` on the gateway renders it (see `src/metrics/prometheus.ts`). */
-function metricsOptions(config: AppConfig): BrokerOptions["metrics"] {
+function metricsOptions(config: EnvConfig): BrokerOptions["metrics"] {
 	return config.metricsEnabled ? { enabled: true, reporter: null } : false;
 }
 
@@ -67,11 +67,11 @@ const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retry
  * The typed config rides on `broker.metadata` for `appConfig(broker)`, but non-enumerable: Moleculer
  * sends metadata to every node in its INFO packets, and the config holds JWT_SECRET and API_KEY.
  */
-function configCarrier(config: AppConfig): Record<string, unknown> {
+function configCarrier(config: EnvConfig): Record<string, unknown> {
 	return Object.defineProperty({}, "config", { value: config, enumerable: false, writable: true });
 }
 
-export function brokerOptions(config: AppConfig): BrokerOptions {
+export function brokerOptions(config: EnvConfig): BrokerOptions {
 	return {
 		namespace: config.broker.namespace,
 		nodeID: config.nodeId,

@@ -2,15 +2,35 @@
  * The environment, read once into one typed, validated object.
  * Every service gets it from the broker (`appConfig(broker)`), never from `process.env`,
  * so several differently-configured brokers can live in one process (tests, benchmarks).
+ *
+ * Two stages: `loadConfig` parses the environment (`EnvConfig`, secrets as given), and
+ * `resolveSecrets` (secrets.ts) makes the `AppConfig` a node runs on, whose secrets are known.
  */
 import os from "node:os";
 import path from "node:path";
+import { STAGE_TYPES } from "../types";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 export type StorageKind = "mongo" | "postgres" | "nedb";
 export type BalancingStrategy = "RoundRobin" | "Random" | "CpuUsage" | "Latency" | "Shard";
 
-export interface AppConfig {
+/** The secrets a trusted node holds. */
+export interface Secrets {
+	/** HS256 secret shared with the Flask service. */
+	jwtSecret: string;
+	/** Key for agent registration and token exchange. */
+	apiKey: string;
+}
+
+/** What `npm run agent` (and any node with the agent mixin) registers as. */
+export interface AgentNodeSettings {
+	name: string;
+	capabilities: string[];
+	concurrency: number;
+}
+
+/** Everything the environment says except the secrets. */
+export interface NodeSettings {
 	nodeEnv: string;
 	production: boolean;
 	serverPort: number;
@@ -27,11 +47,6 @@ export interface AppConfig {
 	databaseUrl?: string;
 	redisUrl?: string;
 
-	/** Unset means: generated in development (see `secrets.ts`), refused in production. */
-	jwtSecret?: string;
-	apiKey?: string;
-	/** True when `secrets.ts` generated the secrets above (development only). */
-	secretsGenerated: boolean;
 	corsOrigins: string[] | "*";
 	bodyLimitBytes: number;
 	rateLimitPerMinute: number;
@@ -61,6 +76,8 @@ export interface AppConfig {
 	auditRetentionDays: number;
 	flaskApiUrl?: string;
 
+	agent: AgentNodeSettings;
+
 	broker: {
 		namespace: string;
 		/** How fast a dead node is noticed (`$node.disconnected`): interval and timeout of Moleculer's node heartbeats. */
@@ -76,6 +93,18 @@ export interface AppConfig {
 		bulkheadMaxQueueSize: number;
 		strategy: BalancingStrategy;
 	};
+}
+
+/** The environment as parsed: a secret left unset is generated in development (see `secrets.ts`), refused in production. */
+export interface EnvConfig extends NodeSettings {
+	secrets: Partial<Secrets>;
+}
+
+/** A node's configuration once started: its secrets are known. */
+export interface AppConfig extends NodeSettings {
+	secrets: Secrets;
+	/** True when `secrets.ts` generated the secrets (development only). */
+	secretsGenerated: boolean;
 }
 
 export class ConfigError extends Error {
@@ -122,9 +151,22 @@ function logLevel(env: Env): LogLevel {
 	return level;
 }
 
+function list(env: Env, name: string): string[] | undefined {
+	const items = text(env, name)?.split(",").map(item => item.trim()).filter(Boolean);
+	return items?.length ? items : undefined;
+}
+
+function agentSettings(env: Env): AgentNodeSettings {
+	return {
+		name: text(env, "AGENT_NAME") ?? `reference-agent-${os.hostname()}`,
+		capabilities: list(env, "AGENT_CAPABILITIES") ?? [...STAGE_TYPES],
+		concurrency: integer(env, "AGENT_CONCURRENCY", 2, 1)
+	};
+}
+
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
-export function loadConfig(env: Env = process.env): AppConfig {
+export function loadConfig(env: Env = process.env): EnvConfig {
 	const nodeEnv = text(env, "NODE_ENV") ?? "development";
 	const production = nodeEnv === "production";
 	const mongodbUri = text(env, "MONGODB_URI");
@@ -138,7 +180,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 		throw new ConfigError("BALANCING_STRATEGY", `one of ${STRATEGIES.join(", ")}`);
 	const cors = text(env, "CORS_ORIGINS");
 
-	const config: AppConfig = {
+	const config: EnvConfig = {
 		nodeEnv,
 		production,
 		serverPort,
@@ -151,9 +193,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 		mongodbUri,
 		databaseUrl,
 		redisUrl: text(env, "REDIS_URL"),
-		jwtSecret: text(env, "JWT_SECRET"),
-		apiKey: text(env, "API_KEY"),
-		secretsGenerated: false,
+		secrets: { jwtSecret: text(env, "JWT_SECRET"), apiKey: text(env, "API_KEY") },
 		corsOrigins: !cors || cors === "*" ? "*" : cors.split(",").map(o => o.trim()).filter(Boolean),
 		bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1024 * 1024, 1),
 		rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 600, 1),
@@ -176,6 +216,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 		smtpFrom: text(env, "SMTP_FROM") ?? "mcp-server@localhost",
 		auditRetentionDays: integer(env, "AUDIT_RETENTION_DAYS", 90, 1),
 		flaskApiUrl: text(env, "FLASK_API_URL"),
+		agent: agentSettings(env),
 		broker: {
 			namespace: text(env, "NAMESPACE") ?? "mcp",
 			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
@@ -191,8 +232,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
 			strategy
 		}
 	};
-	if (production && (!config.jwtSecret || !config.apiKey))
-		throw new ConfigError(config.jwtSecret ? "API_KEY" : "JWT_SECRET", "must be set when NODE_ENV=production");
+	if (production && (!config.secrets.jwtSecret || !config.secrets.apiKey))
+		throw new ConfigError(config.secrets.jwtSecret ? "API_KEY" : "JWT_SECRET", "must be set when NODE_ENV=production");
 	return config;
 }
 

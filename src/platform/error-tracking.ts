@@ -9,7 +9,7 @@
  * and one that came back from another node was that node's to report.
  */
 import type { Errors, Middleware } from "moleculer";
-import type { AppConfig } from "./config";
+import type { EnvConfig } from "./config";
 
 type SentryModule = typeof import("@sentry/node");
 
@@ -58,7 +58,7 @@ export function errorTrackingActive(): boolean {
 	return tracker !== null;
 }
 
-function sentryFor(config: AppConfig): SentryModule | null {
+function sentryFor(config: EnvConfig): SentryModule | null {
 	if (!config.sentryDsn) return null;
 	if (tracker) return tracker.sentry;
 	// eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -86,7 +86,7 @@ function sentryFor(config: AppConfig): SentryModule | null {
 }
 
 /** Reports `err` if it is a server error not reported yet. Never throws. */
-export function reportServerError(config: AppConfig, err: unknown, context: ErrorReportContext = {}): void {
+export function reportServerError(config: EnvConfig, err: unknown, context: ErrorReportContext = {}): void {
 	if (!config.sentryDsn || !(err instanceof Error) || seen.has(err)) return;
 	seen.add(err);
 	if (!isServerError(err)) return;
@@ -123,7 +123,7 @@ interface HandlerInfo {
  * An error from a remote action reaches this node's handler too, rebuilt from the wire: that one
  * is skipped (the node that ran the action reported it).
  */
-export function brokerErrorHandler(config: AppConfig) {
+export function brokerErrorHandler(config: EnvConfig) {
 	return function errorHandler(this: { nodeID: string }, err: Error, info: HandlerInfo): never {
 		const remote = info.ctx?.endpoint?.local === false;
 		if (remote) markErrorReported(err);

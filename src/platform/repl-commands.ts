@@ -334,7 +334,7 @@ export function replCommands(): ReplCommand[] {
 				]
 			},
 			(broker, args) =>
-				tokenCommand(appConfig(broker).jwtSecret!, {
+				tokenCommand(appConfig(broker).secrets.jwtSecret, {
 					roles: str(args.roles),
 					sub: str(args.sub) ?? (str(args.options?.agentId) ? undefined : "repl"),
 					agentId: str(args.options?.agentId),

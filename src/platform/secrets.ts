@@ -1,20 +1,21 @@
 /**
- * Development convenience: without JWT_SECRET / API_KEY the server generates them once and keeps
- * them in DATA_DIR/.secrets.json (mode 0600), so tokens survive a restart. Production never gets
- * here: `loadConfig` refuses to start without them.
+ * A node's secrets, once: given in the environment, or in development generated the first time
+ * and kept in DATA_DIR/.secrets.json (mode 0600), so tokens survive a restart. Production never
+ * generates: `loadConfig` refuses to start without them.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { AppConfig } from "./config";
+import type { AppConfig, EnvConfig } from "./config";
 
 interface StoredSecrets {
 	jwt_secret: string;
 	api_key: string;
 }
 
-export function resolveSecrets(config: AppConfig): AppConfig {
-	if (config.jwtSecret && config.apiKey) return config;
+export function resolveSecrets(config: EnvConfig): AppConfig {
+	const { jwtSecret, apiKey } = config.secrets;
+	if (jwtSecret && apiKey) return { ...config, secrets: { jwtSecret, apiKey }, secretsGenerated: false };
 	const file = path.join(config.dataDir, ".secrets.json");
 	let stored: StoredSecrets;
 	try {
@@ -24,10 +25,5 @@ export function resolveSecrets(config: AppConfig): AppConfig {
 		fs.mkdirSync(config.dataDir, { recursive: true });
 		fs.writeFileSync(file, JSON.stringify(stored), { mode: 0o600 });
 	}
-	return {
-		...config,
-		jwtSecret: config.jwtSecret ?? stored.jwt_secret,
-		apiKey: config.apiKey ?? stored.api_key,
-		secretsGenerated: true
-	};
+	return { ...config, secrets: { jwtSecret: jwtSecret ?? stored.jwt_secret, apiKey: apiKey ?? stored.api_key }, secretsGenerated: true };
 }

@@ -161,7 +161,7 @@ describe("npm run repl with TRANSPORTER: a node of the cluster", () => {
 		expect(repl.out).toMatch(new RegExp(`${AGENT_ID}\\s+${AGENT.name}\\s+worker\\s+active`));
 		expect(repl.out).toMatch(new RegExp(`${AGENT_ID}\\s+${AGENT.name}\\s+worker\\s+draining`));
 		expect(((await server.broker.call("agents.get", { id: AGENT_ID })) as Agent).status).toBe("draining");
-		expect(verifyToken(server.config.jwtSecret!, repl.out.match(MINTED)![1]).sub).toBe("carol");
+		expect(verifyToken(server.config.secrets.jwtSecret, repl.out.match(MINTED)![1]).sub).toBe("carol");
 	});
 });
 

@@ -5,6 +5,7 @@ import path from "node:path";
 import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../../src/platform/broker-options";
 import { loadConfig, type AppConfig } from "../../src/platform/config";
+import { resolveSecrets } from "../../src/platform/secrets";
 
 export function tempDir(prefix = "mcp-test-"): string {
 	return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -13,13 +14,13 @@ export function tempDir(prefix = "mcp-test-"): string {
 export const TEST_SECRETS = { JWT_SECRET: "test-jwt-secret-0123456789abcdef", API_KEY: "test-api-key" };
 
 export function testConfig(env: Record<string, string | undefined> = {}): AppConfig {
-	return loadConfig({
+	return resolveSecrets(loadConfig({
 		DATA_DIR: tempDir(),
 		LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
 		SERVER_PORT: "0",
 		...TEST_SECRETS,
 		...env
-	});
+	}));
 }
 
 export function createTestBroker(config: AppConfig): ServiceBroker {

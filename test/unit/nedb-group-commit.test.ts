@@ -1,6 +1,6 @@
 import Datastore from "@seald-io/nedb";
 import path from "node:path";
-import { nedbDriver } from "../../src/storage/nedb-driver";
+import { nedbDriver } from "../../src/storage/nedb";
 import { tempDir } from "../support/broker";
 
 test("group commit: 500 concurrent writes are all in the file once their calls return, in order", async () => {

@@ -1,5 +1,18 @@
-/** `DocumentDriver` over the MongoDB collection that moleculer-db-adapter-mongo opens. */
-import type { DocumentDriver } from "./document-store";
+/** MongoDB (`MONGODB_URI`) through moleculer-db-adapter-mongo, as a `DocumentStore`. */
+import MongoAdapter from "moleculer-db-adapter-mongo";
+import { DocumentStore, type DocumentDriver } from "./document-store";
+import type { CollectionSpec } from "./entity-store";
+import type { DbAdapter, StorageAdapter } from "./storage-adapter";
+
+export const mongoStorage: StorageAdapter = {
+	name: "mongo",
+	createDbAdapter: config => new MongoAdapter(config.mongodbUri!),
+	async createStore<T extends object>(spec: CollectionSpec, adapter: DbAdapter) {
+		const store = new DocumentStore<T>(spec, mongoDriver(adapter.collection as MongoCollection, adapter.db as MongoDb));
+		await store.ensureIndexes();
+		return store;
+	}
+};
 
 type Doc = Record<string, unknown>;
 /** The slice of the mongodb 3.x driver's Collection this store uses. */

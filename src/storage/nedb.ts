@@ -1,7 +1,28 @@
-/** `DocumentDriver` over the NeDB datastore that moleculer-db's MemoryAdapter opens. */
+/**
+ * The embedded store: NeDB files under DATA_DIR, through moleculer-db's MemoryAdapter, as a
+ * `DocumentStore` (the query language it shares with MongoDB) with group commit.
+ */
+import fs from "node:fs";
+import path from "node:path";
 import type Datastore from "@seald-io/nedb";
-import type { DocumentDriver } from "./document-store";
+import DbService from "moleculer-db";
+import { DocumentStore, type DocumentDriver } from "./document-store";
 import { NedbGroupCommit } from "./nedb-group-commit";
+import type { CollectionSpec } from "./entity-store";
+import type { DbAdapter, StorageAdapter } from "./storage-adapter";
+
+export const nedbStorage: StorageAdapter = {
+	name: "nedb",
+	createDbAdapter(config, spec) {
+		fs.mkdirSync(config.dataDir, { recursive: true });
+		return new DbService.MemoryAdapter({ filename: path.join(config.dataDir, `${spec.name}.db`) });
+	},
+	async createStore<T extends object>(spec: CollectionSpec, adapter: DbAdapter) {
+		const store = new DocumentStore<T>(spec, nedbDriver(adapter.db as Datastore));
+		await store.ensureIndexes();
+		return store;
+	}
+};
 
 export function nedbDriver(db: Datastore): DocumentDriver {
 	const commit = new NedbGroupCommit((db as unknown as { persistence: ConstructorParameters<typeof NedbGroupCommit>[0] }).persistence);

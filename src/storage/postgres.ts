@@ -3,11 +3,21 @@
  * A row is `id` + one column per queryable field (indexed) + `doc`, the whole entity as JSONB,
  * so entities keep exactly the shape they have on the document adapters.
  */
+import SqlAdapter from "moleculer-db-adapter-sequelize";
 import { DataTypes, QueryTypes, type ModelStatic, type Model, type Sequelize } from "sequelize";
 import {
 	checkFindOptions, DuplicateKeyError, withoutUndefined,
 	type CollectionSpec, type EntityStore, type FieldType, type Filter, type FindOptions
 } from "./entity-store";
+import type { DbAdapter, StorageAdapter } from "./storage-adapter";
+
+export const postgresStorage: StorageAdapter = {
+	name: "postgres",
+	// The adapter passes all its arguments on to `new Sequelize(...)`; its typings show only one.
+	createDbAdapter: config =>
+		new (SqlAdapter as unknown as new (...args: unknown[]) => object)(config.databaseUrl!, { logging: false, pool: { max: 5 } }),
+	createStore: async <T extends object>(spec: CollectionSpec, adapter: DbAdapter) => new SqlStore<T>(spec, adapter.model as ModelStatic<Model>, adapter.db as Sequelize)
+};
 
 const COLUMN_TYPES: Record<FieldType, DataTypes.DataType> = {
 	string: DataTypes.STRING,

@@ -1,0 +1,228 @@
+/**
+ * The task lifecycle as a decider: `decideTask(task, event, context)` says what a task becomes
+ * after an event and what must happen once that change is stored; `newTask` makes the record a
+ * submission creates. Pure: the clock, the randomness of backoff jitter and the settings come in
+ * through `TaskContext`, and the tasks service executes the effects.
+ */
+import { mayReportOnTask } from "../access";
+import { retryDelayMs, type BackoffOptions } from "../backoff";
+import { change, noChange, reject, type Decision } from "../decision";
+import type { LogLevelName, Principal, Priority, Task, TaskStatus } from "../../types";
+import { afterAttemptFailure, canTransition, isTerminal } from "./state-machine";
+
+/** How an attempt ended badly; `retryable: false` fails the task at once. */
+export interface TaskFailure {
+	code: "EXECUTION_ERROR" | "TIMEOUT" | "DELIVERY_FAILED" | "AGENT_LOST";
+	message: string;
+	retryable: boolean;
+}
+
+export type TaskEvent =
+	/** The dispatcher gives the task to an agent: the next attempt begins. */
+	| { type: "claim"; agent: { id: string; name: string } }
+	/** This node takes up a running attempt it did not claim (after a restart or an adoption). */
+	| { type: "start"; agentCanReport: boolean }
+	| { type: "progress"; progress: number; message?: string; by?: Principal }
+	/** `attempt` unset: a report on the current attempt, which must be running (else 409). Set: a result for that attempt, ignored once stale. */
+	| { type: "complete"; result: unknown; attempt?: number; by?: Principal }
+	| { type: "fail"; failure: TaskFailure; attempt?: number; by?: Principal }
+	| { type: "timeout"; attempt: number }
+	/** A retrying task's backoff is over. */
+	| { type: "retry-due" }
+	| { type: "cancel" }
+	/** Its agent went offline, was removed, or its node left. */
+	| { type: "agent-lost"; agentId: string; reason: string }
+	/** The agent could not be reached at all: back to the queue after `delayMs`, the attempt not counted when it never got there. */
+	| { type: "requeue"; agentId: string; reason: string; delayMs: number; undoAttempt: boolean };
+
+export type TaskEffect =
+	/** Broadcast `task.updated` with the stored task. */
+	| { type: "announce" }
+	| { type: "announce-failure"; failure: TaskFailure }
+	| { type: "deliver"; agentId: string; attempt: number }
+	/** Fail the attempt as timed out at `at` (epoch ms) unless it ended before. */
+	| { type: "arm-attempt-timer"; attempt: number; at: number }
+	/** Run a dispatch pass at `at` (epoch ms): a backoff or a re-queue delay ends then. */
+	| { type: "arm-retry-timer"; at: number }
+	| { type: "clear-attempt-timer" }
+	| { type: "clear-timers" }
+	/** The agent's count of running tasks changed. */
+	| { type: "agent-load"; agentId: string }
+	| { type: "dispatch" };
+
+export type TaskDecision = Decision<Task, TaskEffect>;
+
+export interface TaskContext {
+	now: Date;
+	retry: BackoffOptions;
+	/** For the backoff's jitter. */
+	random(): number;
+}
+
+export const MAX_TASK_LOGS = 200;
+
+export interface NewTaskInput {
+	task_id: string;
+	pipeline_id?: string | null;
+	run_id?: string | null;
+	stage?: number | null;
+	type: string;
+	payload?: Record<string, unknown>;
+	priority?: Priority;
+	timeout: number;
+	retry_count?: number;
+	required_capabilities?: string[];
+	idempotency_key?: string | null;
+}
+
+function withLog(task: Pick<Task, "logs">, level: LogLevelName, message: string, now: Date): Task["logs"] {
+	return [...task.logs, { timestamp: now.toISOString(), level, message }].slice(-MAX_TASK_LOGS);
+}
+
+/** A submitted task, pending, and what follows its creation. */
+export function newTask(input: NewTaskInput, now: Date): { task: Task; effects: TaskEffect[] } {
+	const at = now.toISOString();
+	const task: Task = {
+		task_id: input.task_id,
+		pipeline_id: input.pipeline_id ?? null,
+		run_id: input.run_id ?? null,
+		stage: input.stage ?? null,
+		type: input.type,
+		payload: input.payload ?? {},
+		priority: input.priority ?? "medium",
+		timeout: input.timeout,
+		retry_count: input.retry_count ?? 0,
+		required_capabilities: [...new Set(input.required_capabilities ?? [])],
+		status: "pending",
+		progress: 0,
+		assigned_agent: null,
+		attempt: 0,
+		result: null,
+		error: null,
+		logs: withLog({ logs: [] }, "info", "Task submitted", now),
+		idempotency_key: input.idempotency_key ?? null,
+		created_at: at,
+		started_at: null,
+		updated_at: at,
+		finished_at: null,
+		next_attempt_at: null
+	};
+	return { task, effects: [{ type: "announce" }, { type: "dispatch" }] };
+}
+
+/** A status change the state machine allows, else 409 naming both ends. */
+function move(task: Task, to: TaskStatus, fields: Partial<Task>, effects: TaskEffect[]): TaskDecision {
+	if (!canTransition(task.status, to))
+		return reject("CONFLICT", `Task cannot go from '${task.status}' to '${to}'`, { from: task.status, to });
+	return change({ ...fields, status: to }, effects);
+}
+
+function notRunning(task: Task): TaskDecision {
+	return reject("CONFLICT", `Task is ${task.status}, not running`, { status: task.status });
+}
+
+/** Effects of any end of the running attempt on `agentId`. */
+function attemptEnded(agentId: string | null): TaskEffect[] {
+	return [{ type: "announce" }, { type: "clear-attempt-timer" }, ...(agentId ? [{ type: "agent-load", agentId } as const] : [])];
+}
+
+/** Is this report about the attempt now running? A stale result (an earlier attempt's) is dropped without a word. */
+function reportOn(task: Task, event: { attempt?: number; by?: Principal }): TaskDecision | "current" {
+	if (event.by && !mayReportOnTask(event.by, task.task_id, task.assigned_agent)) return reject("FORBIDDEN", "Not this agent's task");
+	if (event.attempt === undefined) return task.status === "running" ? "current" : notRunning(task);
+	return task.status === "running" && task.attempt === event.attempt ? "current" : noChange();
+}
+
+function finishWithFailure(task: Task, failure: TaskFailure, ctx: TaskContext): TaskDecision {
+	const attempt = task.attempt;
+	const ended = [...attemptEnded(task.assigned_agent), { type: "announce-failure", failure } as const];
+	if (afterAttemptFailure(task, failure.retryable) === "failed")
+		return move(task, "failed", {
+			error: failure.message,
+			finished_at: ctx.now.toISOString(),
+			logs: withLog(task, "error", `Attempt ${attempt} failed: ${failure.message}; giving up`, ctx.now)
+		}, [...ended, { type: "clear-timers" }, { type: "dispatch" }]);
+	const delay = retryDelayMs(attempt, ctx.retry, ctx.random);
+	const at = ctx.now.getTime() + delay;
+	return move(task, "retrying", {
+		error: failure.message,
+		next_attempt_at: new Date(at).toISOString(),
+		logs: withLog(task, "warn", `Attempt ${attempt} failed: ${failure.message}; retrying in ${delay} ms`, ctx.now)
+	}, [...ended, { type: "arm-retry-timer", at }, { type: "dispatch" }]);
+}
+
+function backToQueue(task: Task, agentId: string, reason: string, ctx: TaskContext, delayMs = 0, undoAttempt = false): TaskDecision {
+	if (task.status !== "running" || task.assigned_agent !== agentId) return noChange();
+	const at = ctx.now.getTime() + delayMs;
+	return move(task, "pending", {
+		assigned_agent: null,
+		progress: 0,
+		next_attempt_at: delayMs ? new Date(at).toISOString() : null,
+		...(undoAttempt ? { attempt: task.attempt - 1 } : {}),
+		logs: withLog(task, "warn", `Agent ${agentId} ${reason}; re-queued after attempt ${task.attempt}`, ctx.now)
+	}, [...attemptEnded(agentId), ...(delayMs ? [{ type: "arm-retry-timer", at } as const] : []), { type: "dispatch" }]);
+}
+
+export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): TaskDecision {
+	switch (event.type) {
+		case "claim": {
+			if (task.status !== "pending" && task.status !== "retrying") return noChange();
+			const attempt = task.attempt + 1;
+			return move(task, "running", {
+				assigned_agent: event.agent.id,
+				attempt,
+				progress: 0,
+				started_at: ctx.now.toISOString(),
+				next_attempt_at: null,
+				logs: withLog(task, "info", `Attempt ${attempt} started on agent ${event.agent.name} (${event.agent.id})`, ctx.now)
+			}, [
+				{ type: "announce" },
+				{ type: "agent-load", agentId: event.agent.id },
+				{ type: "arm-attempt-timer", attempt, at: ctx.now.getTime() + task.timeout * 1000 },
+				{ type: "deliver", agentId: event.agent.id, attempt }
+			]);
+		}
+		case "start": {
+			// A queued task waiting out a backoff or a re-queue delay needs its wake-up again.
+			if (task.status !== "running") return noChange(task.next_attempt_at && !isTerminal(task.status) ? [{ type: "arm-retry-timer", at: Date.parse(task.next_attempt_at) }] : []);
+			// A Moleculer call in flight died with its caller; an HTTP agent may still call back.
+			if (!event.agentCanReport) return backToQueue(task, task.assigned_agent ?? "", "lost its dispatcher", ctx);
+			const startedAt = Date.parse(task.started_at ?? task.updated_at);
+			return noChange([{ type: "arm-attempt-timer", attempt: task.attempt, at: startedAt + task.timeout * 1000 }]);
+		}
+		case "progress": {
+			if (event.by && !mayReportOnTask(event.by, task.task_id, task.assigned_agent)) return reject("FORBIDDEN", "Not this agent's task");
+			if (task.status !== "running") return notRunning(task);
+			return change({ progress: event.progress, ...(event.message ? { logs: withLog(task, "info", event.message, ctx.now) } : {}) }, [{ type: "announce" }]);
+		}
+		case "complete": {
+			const on = reportOn(task, event);
+			if (on !== "current") return on;
+			return move(task, "completed", {
+				result: event.result,
+				progress: 1,
+				finished_at: ctx.now.toISOString(),
+				logs: withLog(task, "info", `Attempt ${task.attempt} completed`, ctx.now)
+			}, [...attemptEnded(task.assigned_agent), { type: "clear-timers" }, { type: "dispatch" }]);
+		}
+		case "fail": {
+			const on = reportOn(task, event);
+			return on === "current" ? finishWithFailure(task, event.failure, ctx) : on;
+		}
+		case "timeout":
+			if (task.status !== "running" || task.attempt !== event.attempt) return noChange();
+			return finishWithFailure(task, { code: "TIMEOUT", message: `Attempt ${task.attempt} timed out after ${task.timeout} s`, retryable: true }, ctx);
+		case "retry-due":
+			return noChange(task.status === "retrying" || task.status === "pending" ? [{ type: "dispatch" }] : []);
+		case "cancel":
+			return move(task, "cancelled", { finished_at: ctx.now.toISOString(), logs: withLog(task, "warn", "Task cancelled", ctx.now) }, [
+				...(task.status === "running" ? attemptEnded(task.assigned_agent) : [{ type: "announce" } as const]),
+				{ type: "clear-timers" },
+				{ type: "dispatch" }
+			]);
+		case "agent-lost":
+			return backToQueue(task, event.agentId, event.reason, ctx);
+		case "requeue":
+			return backToQueue(task, event.agentId, event.reason, ctx, event.delayMs, event.undoAttempt);
+	}
+}
