@@ -1,23 +1,30 @@
 /**
  * Reference worker for the six pipeline stage types, working on local file:// CSV and JSON data so the default
- * pipeline runs end to end on one machine. No Moleculer here: the agent node wraps `executeStage`.
- *
- * Payload (built by the pipeline engine, or given directly for a standalone task):
- *   {
- *     input_data?: { source?, format?, delimiter?, output?, records? },   // the run's input_data
- *     parameters?: { ...run parameters, ...stage parameters },
- *     upstream?: { "<stage name>": { index, type, result } },             // results of the stages this one depends on
- *     stage?: { index, name, type },
- *     data_source?: "file:///path/data.csv"                                // standalone task form
- *   }
- *
- * Rows travel inline as `records` (or `groups`) up to `parameters.max_inline_records` (default 1000); beyond that
- * they are written to a JSON file next to the output and passed as `records_file` (or `groups_file`), a file:// URL.
- * The engine may hand a stage only its direct dependencies, so analysis and validation pass the rows through and
- * every stage forwards a small `context` (source, analysis and validation summaries) for the output stage.
+ * pipeline runs end to end on one machine. No Moleculer here: the agent node wraps `executeStage`. What a stage is
+ * given and what it returns, and how rows travel between stages, is the stage contract (src/stage-contract.ts).
  */
 import os from "node:os";
 import path from "node:path";
+import {
+	STAGE_TYPES,
+	type AnalysisResult,
+	type AnalysisSummary,
+	type DataRecord,
+	type FieldRule,
+	type IngestionResult,
+	type NumericSummary,
+	type OutputResult,
+	type ProcessingResult,
+	type RecordSchema,
+	type StageContext,
+	type StagePayload,
+	type StageType,
+	type TransformationResult,
+	type UpstreamEntry,
+	type ValidationIssue,
+	type ValidationResult,
+	type ValidationSummary
+} from "../src/stage-contract";
 import { formatCsv, uniqueNames } from "./csv";
 import {
 	columnsOf,
@@ -27,8 +34,7 @@ import {
 	spillRows,
 	toFileUrl,
 	toLocalPath,
-	writeFileAtomic,
-	type DataRecord
+	writeFileAtomic
 } from "./data-files";
 import { StageInputError } from "./stage-error";
 import {
@@ -40,137 +46,27 @@ import {
 	profileColumns,
 	roundNumber,
 	summarise,
-	valueCounts,
-	type NumericSummary
+	valueCounts
 } from "./statistics";
 
-export type { DataRecord } from "./data-files";
-export type { NumericSummary } from "./statistics";
 export { StageInputError } from "./stage-error";
 
-export const WORKER_STAGE_TYPES = ["data-ingestion", "transformation", "analysis", "validation", "processing", "output"] as const;
-export type WorkerStageType = (typeof WORKER_STAGE_TYPES)[number];
-
 export type ProgressReporter = (progress: number, message?: string) => void;
-
-export interface UpstreamEntry {
-	index: number;
-	type: string;
-	result: unknown;
-}
-
-export interface StagePayload {
-	input_data?: Record<string, unknown>;
-	parameters?: Record<string, unknown>;
-	upstream?: Record<string, UpstreamEntry>;
-	stage?: { index: number; name: string; type: string };
-	data_source?: string;
-}
 
 export const DEFAULT_MAX_INLINE_RECORDS = 1000;
 const MAX_REPORTED_ERRORS = 100;
 const DEFAULT_MAX_CATEGORIES = 20;
 
-export interface ValidationIssue {
-	/** 1-based position of the record in the stage's input (for CSV: the data row, header excluded). */
-	row: number;
-	field: string;
-	message: string;
-}
-
-export interface AnalysisSummary {
-	count: number;
-	statistics: Record<string, NumericSummary>;
-	groups: Record<string, Record<string, number>>;
-}
-
-export interface ValidationSummary {
-	valid: number;
-	invalid: number;
-	error_count: number;
-	errors: ValidationIssue[];
-}
-
-/** What every stage after ingestion forwards, so the output stage sees it even without a direct dependency. */
-export interface StageContext {
-	source?: string;
-	analysis?: AnalysisSummary;
-	validation?: ValidationSummary;
-}
-
-/** Rows inline or parked in a file, never both. */
-export interface RecordsRef {
-	records?: DataRecord[];
-	records_file?: string;
-}
-
-export interface IngestionResult extends RecordsRef {
-	source: string;
-	format: string;
-	count: number;
-	columns: string[];
-}
-
-export interface TransformationResult extends RecordsRef {
-	count: number;
-	columns: string[];
-	context: StageContext;
-}
-
-export interface AnalysisResult extends AnalysisSummary, RecordsRef {
-	columns: string[];
-	context: StageContext;
-}
-
-export interface FieldRule {
-	type?: "number" | "integer" | "string" | "boolean";
-	minimum?: number;
-	maximum?: number;
-	enum?: unknown[];
-	pattern?: string;
-}
-
-export interface RecordSchema {
-	required: string[];
-	properties: Record<string, FieldRule>;
-}
-
-export interface ValidationResult extends ValidationSummary, RecordsRef {
-	/** Valid records. */
-	count: number;
-	columns: string[];
-	schema: RecordSchema;
-	schema_source: "parameters" | "inferred";
-	context: StageContext;
-}
-
-export interface ProcessingResult {
-	group_by: string[];
-	sum: string[];
-	/** Number of groups. */
-	count: number;
-	record_count: number;
-	columns: string[];
-	groups?: DataRecord[];
-	groups_file?: string;
-	context: StageContext;
-}
-
-export interface OutputResult {
-	output: string;
-	format: "json" | "csv" | "jsonl";
-	bytes: number;
-	/** Rows in the written table: processing groups when present, else records. */
-	records: number;
-}
+/** A dependency's status goes unread: only a completed one carries a result, and the result is what counts. */
+type Dependency = Omit<UpstreamEntry, "status">;
 
 interface StageRun {
-	type: WorkerStageType;
-	payload: Record<string, unknown>;
+	type: StageType;
+	payload: StagePayload;
 	inputData: Record<string, unknown>;
 	params: Record<string, unknown>;
 	/** Highest index first: the nearest dependency wins ties. */
-	upstream: UpstreamEntry[];
+	upstream: Dependency[];
 	stageName: string;
 	progress: (fraction: number, message: string) => void;
 }
@@ -184,11 +80,11 @@ interface RecordSet {
 
 export async function executeStage(
 	type: string,
-	payload: Record<string, unknown>,
+	payload: StagePayload,
 	report?: ProgressReporter
 ): Promise<unknown> {
 	if (!isStageType(type)) {
-		throw new StageInputError(`unsupported stage type ${JSON.stringify(type)} (expected one of ${WORKER_STAGE_TYPES.join(", ")})`);
+		throw new StageInputError(`unsupported stage type ${JSON.stringify(type)} (expected one of ${STAGE_TYPES.join(", ")})`);
 	}
 	const run = prepare(type, isPlainObject(payload) ? payload : {}, report);
 	switch (type) {
@@ -207,12 +103,12 @@ export async function executeStage(
 	}
 }
 
-function isStageType(type: string): type is WorkerStageType {
-	return (WORKER_STAGE_TYPES as readonly string[]).includes(type);
+function isStageType(type: string): type is StageType {
+	return (STAGE_TYPES as readonly string[]).includes(type);
 }
 
-function prepare(type: WorkerStageType, payload: Record<string, unknown>, report?: ProgressReporter): StageRun {
-	const upstream: UpstreamEntry[] = [];
+function prepare(type: StageType, payload: StagePayload, report?: ProgressReporter): StageRun {
+	const upstream: Dependency[] = [];
 	if (isPlainObject(payload.upstream)) {
 		for (const [name, entry] of Object.entries(payload.upstream)) {
 			if (!isPlainObject(entry)) continue;
@@ -225,7 +121,7 @@ function prepare(type: WorkerStageType, payload: Record<string, unknown>, report
 		}
 	}
 	upstream.sort((a, b) => b.index - a.index);
-	const stage = isPlainObject(payload.stage) ? payload.stage : {};
+	const stage: Record<string, unknown> = isPlainObject(payload.stage) ? payload.stage : {};
 	return {
 		type,
 		payload,
@@ -309,8 +205,8 @@ function stringArray(value: unknown): string[] | undefined {
  * Rows for a stage: from the upstream whose type comes first in `preferred` (nearest index on ties), else rows
  * in the payload, else the data source read directly, which lets any stage run as a standalone task.
  */
-async function obtainRecords(run: StageRun, preferred: WorkerStageType[]): Promise<RecordSet | undefined> {
-	const rank = (entry: UpstreamEntry): number => {
+async function obtainRecords(run: StageRun, preferred: StageType[]): Promise<RecordSet | undefined> {
+	const rank = (entry: Dependency): number => {
 		const at = (preferred as string[]).indexOf(entry.type);
 		return at === -1 ? preferred.length : at;
 	};
@@ -332,7 +228,7 @@ async function obtainRecords(run: StageRun, preferred: WorkerStageType[]): Promi
 	return undefined;
 }
 
-async function requireRecords(run: StageRun, preferred: WorkerStageType[]): Promise<RecordSet> {
+async function requireRecords(run: StageRun, preferred: StageType[]): Promise<RecordSet> {
 	const set = await obtainRecords(run, preferred);
 	if (!set) {
 		throw new StageInputError(
