@@ -37,6 +37,7 @@ import {
 	writeFileAtomic
 } from "./data-files";
 import { StageInputError } from "./stage-error";
+import { cleanRecords, cleanValue, stringArray, toSnakeCase } from "./values";
 import {
 	isCategorical,
 	isIdentifierColumn,
@@ -50,6 +51,7 @@ import {
 } from "./statistics";
 
 export { StageInputError } from "./stage-error";
+export { cleanValue, toSnakeCase } from "./values";
 
 export type ProgressReporter = (progress: number, message?: string) => void;
 
@@ -197,10 +199,6 @@ async function loadRows(result: Record<string, unknown>, key: "records" | "group
 	return loadSpilledRows(String(result[`${key}_file`]));
 }
 
-function stringArray(value: unknown): string[] | undefined {
-	return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : undefined;
-}
-
 /**
  * Rows for a stage: from the upstream whose type comes first in `preferred` (nearest index on ties), else rows
  * in the payload, else the data source read directly, which lets any stage run as a standalone task.
@@ -287,44 +285,6 @@ function gatherContext(run: StageRun): StageContext {
 		}
 	}
 	return context;
-}
-
-// ---------- value cleaning ----------
-
-const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-/**
- * Numbers stay text when converting would lose information: leading zeros (postcodes, codes like "007")
- * and integers too large to hold exactly (long account numbers).
- */
-export function cleanValue(value: unknown): unknown {
-	if (typeof value !== "string") return value;
-	const text = value.trim();
-	if (text === "") return null;
-	if (!NUMERIC.test(text) || /^[+-]?0\d/.test(text)) return text;
-	const number = Number(text);
-	if (!Number.isFinite(number)) return text;
-	if (Number.isInteger(number) && !/[.eE]/.test(text) && !Number.isSafeInteger(number)) return text;
-	return number;
-}
-
-function cleanRecords(records: DataRecord[]): DataRecord[] {
-	return records.map((record) => {
-		const out: DataRecord = {};
-		for (const [key, value] of Object.entries(record)) out[key] = cleanValue(value);
-		return out;
-	});
-}
-
-export function toSnakeCase(name: string): string {
-	const snake = name
-		.trim()
-		.replace(/([\p{Ll}\p{N}])(\p{Lu})/gu, "$1_$2")
-		.replace(/(\p{Lu}+)(\p{Lu}\p{Ll})/gu, "$1_$2")
-		.replace(/[^\p{L}\p{N}]+/gu, "_")
-		.replace(/^_+|_+$/g, "")
-		.toLowerCase();
-	return snake === "" ? "column" : snake;
 }
 
 function columnList(value: unknown, what: string): string[] | undefined {
