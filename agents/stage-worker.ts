@@ -3,7 +3,6 @@
  * pipeline runs end to end on one machine. No Moleculer here: the agent node wraps `executeStage`. What a stage is
  * given and what it returns, and how rows travel between stages, is the stage contract (src/stage-contract.ts).
  */
-import os from "node:os";
 import path from "node:path";
 import {
 	STAGE_TYPES,
@@ -14,11 +13,9 @@ import {
 	type NumericSummary,
 	type OutputResult,
 	type ProcessingResult,
-	type StageContext,
 	type StagePayload,
 	type StageType,
 	type TransformationResult,
-	type UpstreamEntry,
 	type ValidationIssue,
 	type ValidationResult,
 	type ValidationSummary
@@ -27,15 +24,30 @@ import { formatCsv, uniqueNames } from "./csv";
 import {
 	columnsOf,
 	isPlainObject,
-	loadSpilledRows,
 	readDataFile,
-	spillRows,
 	toFileUrl,
 	toLocalPath,
 	writeFileAtomic
 } from "./data-files";
 import { checkRecord, inferSchema, parseSchema } from "./record-schema";
 import { StageInputError } from "./stage-error";
+import {
+	columnList,
+	gatherContext,
+	hasRows,
+	inlineRecords,
+	loadRows,
+	obtainRecords,
+	outputPath,
+	packRows,
+	prepareRun,
+	readOptions,
+	requireKnownColumns,
+	requireRecords,
+	sourceLocation,
+	type ProgressReporter,
+	type StageRun
+} from "./stage-input";
 import { cleanRecords, cleanValue, stringArray, toSnakeCase } from "./values";
 import {
 	isCategorical,
@@ -51,33 +63,10 @@ import {
 
 export { StageInputError } from "./stage-error";
 export { cleanValue, toSnakeCase } from "./values";
+export type { ProgressReporter } from "./stage-input";
 
-export type ProgressReporter = (progress: number, message?: string) => void;
-
-export const DEFAULT_MAX_INLINE_RECORDS = 1000;
 const MAX_REPORTED_ERRORS = 100;
 const DEFAULT_MAX_CATEGORIES = 20;
-
-/** A dependency's status goes unread: only a completed one carries a result, and the result is what counts. */
-type Dependency = Omit<UpstreamEntry, "status">;
-
-interface StageRun {
-	type: StageType;
-	payload: StagePayload;
-	inputData: Record<string, unknown>;
-	params: Record<string, unknown>;
-	/** Highest index first: the nearest dependency wins ties. */
-	upstream: Dependency[];
-	stageName: string;
-	progress: (fraction: number, message: string) => void;
-}
-
-interface RecordSet {
-	records: DataRecord[];
-	columns: string[];
-	/** Straight from a file or ingestion: values are still the strings that were read. */
-	raw: boolean;
-}
 
 export async function executeStage(
 	type: string,
@@ -87,7 +76,7 @@ export async function executeStage(
 	if (!isStageType(type)) {
 		throw new StageInputError(`unsupported stage type ${JSON.stringify(type)} (expected one of ${STAGE_TYPES.join(", ")})`);
 	}
-	const run = prepare(type, isPlainObject(payload) ? payload : {}, report);
+	const run = prepareRun(type, isPlainObject(payload) ? payload : {}, report);
 	switch (type) {
 		case "data-ingestion":
 			return ingest(run);
@@ -106,201 +95,6 @@ export async function executeStage(
 
 function isStageType(type: string): type is StageType {
 	return (STAGE_TYPES as readonly string[]).includes(type);
-}
-
-function prepare(type: StageType, payload: StagePayload, report?: ProgressReporter): StageRun {
-	const upstream: Dependency[] = [];
-	if (isPlainObject(payload.upstream)) {
-		for (const [name, entry] of Object.entries(payload.upstream)) {
-			if (!isPlainObject(entry)) continue;
-			upstream.push({
-				index: typeof entry.index === "number" ? entry.index : -1,
-				// An entry without a type is taken to be named after its stage type, as in the default pipeline.
-				type: typeof entry.type === "string" ? entry.type : name,
-				result: entry.result
-			});
-		}
-	}
-	upstream.sort((a, b) => b.index - a.index);
-	const stage: Record<string, unknown> = isPlainObject(payload.stage) ? payload.stage : {};
-	return {
-		type,
-		payload,
-		inputData: isPlainObject(payload.input_data) ? payload.input_data : {},
-		params: isPlainObject(payload.parameters) ? payload.parameters : {},
-		upstream,
-		stageName: typeof stage.name === "string" && stage.name.trim() !== "" ? stage.name : type,
-		progress: (fraction, message) => {
-			if (!report) return;
-			// Progress is advisory: a failing reporter must not fail the work itself.
-			try {
-				const returned: unknown = report(Math.min(1, Math.max(0, fraction)), message);
-				if (returned instanceof Promise) returned.catch(() => undefined);
-			} catch {
-				// ignored on purpose, see above
-			}
-		}
-	};
-}
-
-// ---------- where data comes from and goes to ----------
-
-function firstString(...values: unknown[]): string | undefined {
-	for (const value of values) if (typeof value === "string" && value.trim() !== "") return value.trim();
-	return undefined;
-}
-
-function sourceLocation(run: StageRun): string | undefined {
-	return firstString(run.payload.data_source, run.params.data_source, run.inputData.source, run.inputData.data_source);
-}
-
-function inlineRecords(run: StageRun): DataRecord[] | undefined {
-	const rows = Array.isArray(run.payload.records) ? run.payload.records : run.inputData.records;
-	return Array.isArray(rows) ? rows.filter(isPlainObject) : undefined;
-}
-
-/** Explicit output location, else `<input-basename>.output.json` next to the input. */
-function outputPath(run: StageRun, source: string | undefined): string | undefined {
-	const explicit = firstString(run.params.output, run.inputData.output, run.payload.output);
-	if (explicit) return toLocalPath(explicit, "output");
-	if (!source) return undefined;
-	const input = toLocalPath(source);
-	return path.join(path.dirname(input), `${path.basename(input, path.extname(input))}.output.json`);
-}
-
-function maxInline(run: StageRun): number {
-	const limit = run.params.max_inline_records;
-	return typeof limit === "number" && Number.isInteger(limit) && limit >= 0 ? limit : DEFAULT_MAX_INLINE_RECORDS;
-}
-
-/** Inline when small; otherwise a file beside the eventual output, so a run's files stay together. */
-async function packRows(
-	run: StageRun,
-	context: StageContext,
-	rows: DataRecord[],
-	key: "records" | "groups"
-): Promise<Record<string, DataRecord[] | string>> {
-	if (rows.length <= maxInline(run)) return { [key]: rows };
-	const out = outputPath(run, context.source);
-	const dir = out ? path.dirname(out) : os.tmpdir();
-	const base = out ? path.basename(out, path.extname(out)).replace(/\.output$/, "") : "mcp-stage";
-	const slug = run.stageName.replace(/[^A-Za-z0-9_-]+/g, "-");
-	return { [`${key}_file`]: await spillRows(dir, `${base}.${slug}.${key}`, rows) };
-}
-
-function hasRows(result: unknown, key: "records" | "groups"): result is Record<string, unknown> {
-	return isPlainObject(result) && (Array.isArray(result[key]) || typeof result[`${key}_file`] === "string");
-}
-
-async function loadRows(result: Record<string, unknown>, key: "records" | "groups"): Promise<DataRecord[]> {
-	const inline = result[key];
-	if (Array.isArray(inline)) return inline.filter(isPlainObject);
-	return loadSpilledRows(String(result[`${key}_file`]));
-}
-
-/**
- * Rows for a stage: from the upstream whose type comes first in `preferred` (nearest index on ties), else rows
- * in the payload, else the data source read directly, which lets any stage run as a standalone task.
- */
-async function obtainRecords(run: StageRun, preferred: StageType[]): Promise<RecordSet | undefined> {
-	const rank = (entry: Dependency): number => {
-		const at = (preferred as string[]).indexOf(entry.type);
-		return at === -1 ? preferred.length : at;
-	};
-	const candidates = run.upstream.filter((entry) => hasRows(entry.result, "records"));
-	candidates.sort((a, b) => rank(a) - rank(b) || b.index - a.index);
-	const chosen = candidates[0];
-	if (chosen && isPlainObject(chosen.result)) {
-		const records = await loadRows(chosen.result, "records");
-		const columns = stringArray(chosen.result.columns) ?? columnsOf(records);
-		return { records, columns, raw: chosen.type === "data-ingestion" };
-	}
-	const inline = inlineRecords(run);
-	if (inline) return { records: inline, columns: columnsOf(inline), raw: true };
-	const location = sourceLocation(run);
-	if (location) {
-		const data = await readDataFile(toLocalPath(location), readOptions(run));
-		return { records: data.records, columns: data.columns, raw: true };
-	}
-	return undefined;
-}
-
-async function requireRecords(run: StageRun, preferred: StageType[]): Promise<RecordSet> {
-	const set = await obtainRecords(run, preferred);
-	if (!set) {
-		throw new StageInputError(
-			`${run.type}: no input records: expected an upstream ${preferred[0]} result, payload records, ` +
-				"or a data source (data_source / input_data.source)"
-		);
-	}
-	return set;
-}
-
-function readOptions(run: StageRun): { format?: unknown; delimiter?: unknown } {
-	return {
-		format: run.params.format ?? run.inputData.format ?? run.payload.format,
-		delimiter: run.params.delimiter ?? run.inputData.delimiter ?? run.payload.delimiter
-	};
-}
-
-/** Merges what the dependencies forwarded; a direct analysis or validation result is fresher than a forwarded one. */
-function gatherContext(run: StageRun): StageContext {
-	const context: StageContext = {};
-	const oldestFirst = [...run.upstream].reverse();
-	for (const entry of oldestFirst) {
-		const result = entry.result;
-		if (!isPlainObject(result)) continue;
-		if (isPlainObject(result.context)) Object.assign(context, result.context);
-		if (typeof result.source === "string" && entry.type === "data-ingestion") context.source = result.source;
-	}
-	for (const entry of oldestFirst) {
-		const result = entry.result;
-		if (!isPlainObject(result)) continue;
-		if (entry.type === "analysis" && isPlainObject(result.statistics)) {
-			context.analysis = {
-				count: typeof result.count === "number" ? result.count : 0,
-				statistics: result.statistics as Record<string, NumericSummary>,
-				groups: isPlainObject(result.groups) ? (result.groups as Record<string, Record<string, number>>) : {}
-			};
-		}
-		if (entry.type === "validation" && typeof result.valid === "number" && typeof result.invalid === "number") {
-			context.validation = {
-				valid: result.valid,
-				invalid: result.invalid,
-				error_count: typeof result.error_count === "number" ? result.error_count : result.invalid,
-				errors: Array.isArray(result.errors) ? (result.errors as ValidationIssue[]) : []
-			};
-		}
-	}
-	if (!context.source) {
-		const location = sourceLocation(run);
-		// Only a local source can anchor default output paths; a remote one was already refused by ingestion.
-		if (location) {
-			try {
-				context.source = toFileUrl(toLocalPath(location));
-			} catch {
-				// leave unset
-			}
-		}
-	}
-	return context;
-}
-
-function columnList(value: unknown, what: string): string[] | undefined {
-	if (value === undefined || value === null || value === "") return undefined;
-	const list =
-		typeof value === "string"
-			? value.split(",").map((v) => v.trim()).filter((v) => v !== "")
-			: stringArray(value);
-	if (!list) throw new StageInputError(`${what} must be a column name or a list of column names`);
-	return list;
-}
-
-function requireKnownColumns(list: string[], columns: string[], what: string): void {
-	const unknown = list.filter((column) => !columns.includes(column));
-	if (unknown.length > 0) {
-		throw new StageInputError(`${what} names unknown column(s) ${unknown.join(", ")} (available: ${columns.join(", ")})`);
-	}
 }
 
 // ---------- stages ----------
