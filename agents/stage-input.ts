@@ -8,7 +8,7 @@ import path from "node:path";
 import type { DataRecord, NumericSummary, StageContext, StagePayload, StageType, UpstreamEntry, ValidationIssue } from "../src/stage-contract";
 import { columnsOf, isPlainObject, loadSpilledRows, readDataFile, spillRows, toFileUrl, toLocalPath } from "./data-files";
 import { StageInputError } from "./stage-error";
-import { stringArray } from "./values";
+import { cleanRecords, stringArray } from "./values";
 
 export type ProgressReporter = (progress: number, message?: string) => void;
 
@@ -33,6 +33,11 @@ export interface RecordSet {
 	columns: string[];
 	/** Straight from a file or ingestion: values are still the strings that were read. */
 	raw: boolean;
+}
+
+/** Stages compute on typed values whichever way their rows came, so a raw set is cleaned first. */
+export function typedRecords(set: RecordSet): DataRecord[] {
+	return set.raw ? cleanRecords(set.records) : set.records;
 }
 
 export function prepareRun(type: StageType, payload: StagePayload, report?: ProgressReporter): StageRun {

@@ -45,10 +45,11 @@ import {
 	requireKnownColumns,
 	requireRecords,
 	sourceLocation,
+	typedRecords,
 	type ProgressReporter,
 	type StageRun
 } from "./stage-input";
-import { cleanRecords, cleanValue, stringArray, toSnakeCase } from "./values";
+import { cleanValue, stringArray, toSnakeCase } from "./values";
 import {
 	isCategorical,
 	isIdentifierColumn,
@@ -165,7 +166,7 @@ async function transform(run: StageRun): Promise<TransformationResult> {
 
 async function analyse(run: StageRun): Promise<AnalysisResult> {
 	const input = await requireRecords(run, ["transformation", "data-ingestion"]);
-	const records = input.raw ? cleanRecords(input.records) : input.records;
+	const records = typedRecords(input);
 	const context = gatherContext(run);
 	run.progress(0.2, `analysing ${records.length} records`);
 
@@ -192,7 +193,7 @@ async function analyse(run: StageRun): Promise<AnalysisResult> {
 
 async function validate(run: StageRun): Promise<ValidationResult> {
 	const input = await requireRecords(run, ["analysis", "transformation", "data-ingestion"]);
-	const records = input.raw ? cleanRecords(input.records) : input.records;
+	const records = typedRecords(input);
 	const context = gatherContext(run);
 	const fromParameters = run.params.schema !== undefined && run.params.schema !== null;
 	const schema = fromParameters ? parseSchema(run.params.schema) : inferSchema(records, input.columns);
@@ -239,7 +240,7 @@ async function validate(run: StageRun): Promise<ValidationResult> {
 
 async function processRecords(run: StageRun): Promise<ProcessingResult> {
 	const input = await requireRecords(run, ["validation", "analysis", "transformation", "data-ingestion"]);
-	const records = input.raw ? cleanRecords(input.records) : input.records;
+	const records = typedRecords(input);
 	const context = gatherContext(run);
 	const profiles = profileColumns(records, input.columns);
 
@@ -338,7 +339,7 @@ async function writeOutput(run: StageRun): Promise<OutputResult> {
 	if (!groups && !plain && !context.analysis && !context.validation) {
 		throw new StageInputError("output: nothing to write: no upstream results, payload records or data source");
 	}
-	const records = plain ? (plain.raw ? cleanRecords(plain.records) : plain.records) : undefined;
+	const records = plain ? typedRecords(plain) : undefined;
 	const table = groups ?? records ?? [];
 	run.progress(0.3, `writing ${table.length} rows to ${target}`);
 
