@@ -8,13 +8,14 @@ import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from 
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
 import { resolveSecrets } from "../src/platform/secrets";
-import { executeStage, WORKER_STAGE_TYPES } from "./stage-worker";
+import { STAGE_TYPES } from "../src/stage-contract";
+import { executeStage } from "./stage-worker";
 
 export function agentNodeSettings(env: NodeJS.ProcessEnv) {
 	const name = env.AGENT_NAME?.trim() || `reference-agent-${os.hostname()}`;
 	const capabilities = (env.AGENT_CAPABILITIES?.split(",").map(c => c.trim()).filter(Boolean) ?? []).length
 		? env.AGENT_CAPABILITIES!.split(",").map(c => c.trim()).filter(Boolean)
-		: [...WORKER_STAGE_TYPES];
+		: [...STAGE_TYPES];
 	const concurrency = Number(env.AGENT_CONCURRENCY ?? 2);
 	if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`AGENT_CONCURRENCY: expected an integer >= 1, got "${env.AGENT_CONCURRENCY}"`);
 	return { name, capabilities, concurrency };

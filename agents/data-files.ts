@@ -6,10 +6,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type { DataRecord } from "../src/stage-contract";
 import { normaliseDelimiter, parseCsv } from "./csv";
 import { StageInputError } from "./stage-error";
 
-export type DataRecord = Record<string, unknown>;
 export type DataFormat = "csv" | "json" | "jsonl";
 
 export interface LoadedData {

@@ -2,19 +2,7 @@
  * Column profiling and summary statistics shared by the analysis, validation and processing stages,
  * so they agree on which columns are numeric and which are categories.
  */
-import type { DataRecord } from "./data-files";
-
-export interface NumericSummary {
-	count: number;
-	missing: number;
-	min: number;
-	max: number;
-	sum: number;
-	mean: number;
-	median: number;
-	/** Sample standard deviation (n - 1), 0 for a single value. */
-	stddev: number;
-}
+import type { DataRecord, NumericSummary } from "../src/stage-contract";
 
 export type ColumnKind = "number" | "string" | "boolean" | "mixed" | "empty";
 

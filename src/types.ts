@@ -122,8 +122,8 @@ export interface AgentListQuery {
 // ---------- tasks ----------
 export const TASK_STATUSES = ["pending", "running", "completed", "failed", "retrying", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
-export const STAGE_TYPES = ["data-ingestion", "transformation", "analysis", "validation", "processing", "output"] as const;
-export type StageType = (typeof STAGE_TYPES)[number];
+import type { StageType } from "./stage-contract";
+export { STAGE_TYPES, type StageType } from "./stage-contract";
 export const PRIORITIES = ["high", "medium", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 export type LogLevelName = "debug" | "info" | "warn" | "error";

@@ -5,6 +5,7 @@
  */
 import { advance, completedStages, currentStage, dependencyResults, progressOf, type PipelineGraph } from "./dag";
 import type { Pipeline, PipelineExecution, PipelineRun, RunStage, RunStatus, Task, TaskStatus, TaskSubmission } from "../../types";
+import type { StagePayload, UpstreamEntry } from "../../stage-contract";
 
 /**
  * Retries a stage's task gets when its definition says nothing: a transient agent failure should
@@ -41,14 +42,6 @@ export interface RunSummary {
 
 /** What `tasks.create` gets for one stage. */
 export type StageTaskParams = TaskSubmission & { run_id: string; pipeline_id: string; stage: number };
-
-/** The stage task payload's `upstream` entries: the dag's dependency result plus the stage type workers key on. */
-export interface UpstreamEntry {
-	index: number;
-	type: string;
-	status: RunStage["status"];
-	result: unknown;
-}
 
 export const FINISHED_RUN_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled"];
 
@@ -150,7 +143,7 @@ export function stageTaskParams(
 			parameters: { ...run.parameters, ...stage.parameters },
 			upstream,
 			stage: { index, name: stage.name, type: stage.type }
-		},
+		} satisfies StagePayload,
 		retry_count: stage.retry_count ?? DEFAULT_STAGE_RETRY_COUNT
 	};
 	if (stage.timeout !== undefined) params.timeout = Math.min(stage.timeout, MAX_STAGE_TIMEOUT_SEC);

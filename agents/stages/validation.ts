@@ -1,0 +1,53 @@
+import type { DataRecord, ValidationIssue, ValidationResult, ValidationSummary } from "../../src/stage-contract";
+import { checkRecord, inferSchema, parseSchema } from "../record-schema";
+import { StageInputError } from "../stage-error";
+import { gatherContext, packRows, requireRecords, typedRecords, type StageRun } from "../stage-input";
+
+const MAX_REPORTED_ERRORS = 100;
+
+export async function validate(run: StageRun): Promise<ValidationResult> {
+	const input = await requireRecords(run, ["analysis", "transformation", "data-ingestion"]);
+	const records = typedRecords(input);
+	const context = gatherContext(run);
+	const fromParameters = run.params.schema !== undefined && run.params.schema !== null;
+	const schema = fromParameters ? parseSchema(run.params.schema) : inferSchema(records, input.columns);
+	run.progress(0.2, `validating ${records.length} records against ${fromParameters ? "the given" : "an inferred"} schema`);
+
+	const valid: DataRecord[] = [];
+	const errors: ValidationIssue[] = [];
+	let errorCount = 0;
+	records.forEach((record, index) => {
+		const problems = checkRecord(record, schema);
+		if (problems.length === 0) {
+			valid.push(record);
+			return;
+		}
+		errorCount += problems.length;
+		for (const problem of problems) {
+			if (errors.length < MAX_REPORTED_ERRORS) errors.push({ row: index + 1, ...problem });
+		}
+	});
+	const invalid = records.length - valid.length;
+	run.progress(0.8, `${valid.length} valid, ${invalid} invalid`);
+
+	const failOnInvalid = run.params.fail_on_invalid === true || run.params.fail_on_invalid === "true";
+	if (failOnInvalid && invalid > 0) {
+		const first = errors[0];
+		throw new StageInputError(
+			`validation failed: ${invalid} of ${records.length} records invalid` +
+				(first ? ` (first: row ${first.row} ${first.field} ${first.message})` : "")
+		);
+	}
+	const validation: ValidationSummary = { valid: valid.length, invalid, error_count: errorCount, errors };
+	const ownContext = { ...context, validation };
+	const packed = await packRows(run, ownContext, valid, "records");
+	return {
+		...validation,
+		count: valid.length,
+		columns: input.columns,
+		schema,
+		schema_source: fromParameters ? "parameters" : "inferred",
+		...packed,
+		context: ownContext
+	};
+}
