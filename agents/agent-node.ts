@@ -2,24 +2,12 @@
  * `npm run agent`: an agent node that joins the cluster over TRANSPORTER and runs the reference
  * worker for the six stage types (AGENT_NAME, AGENT_CAPABILITIES, AGENT_CONCURRENCY).
  */
-import os from "node:os";
 import { ServiceBroker } from "moleculer";
 import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from "../mixins/agent.mixin";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
 import { resolveSecrets } from "../src/platform/secrets";
-import { STAGE_TYPES } from "../src/stage-contract";
 import { executeStage } from "./stage-worker";
-
-export function agentNodeSettings(env: NodeJS.ProcessEnv) {
-	const name = env.AGENT_NAME?.trim() || `reference-agent-${os.hostname()}`;
-	const capabilities = (env.AGENT_CAPABILITIES?.split(",").map(c => c.trim()).filter(Boolean) ?? []).length
-		? env.AGENT_CAPABILITIES!.split(",").map(c => c.trim()).filter(Boolean)
-		: [...STAGE_TYPES];
-	const concurrency = Number(env.AGENT_CONCURRENCY ?? 2);
-	if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`AGENT_CONCURRENCY: expected an integer >= 1, got "${env.AGENT_CONCURRENCY}"`);
-	return { name, capabilities, concurrency };
-}
 
 async function main() {
 	const config = resolveSecrets(loadConfig(process.env));
@@ -27,7 +15,7 @@ async function main() {
 		console.error("TRANSPORTER is not set: an agent node joins a cluster, e.g. TRANSPORTER=nats://127.0.0.1:4222 (or TRANSPORTER=TCP on one machine without NATS).");
 		process.exit(2);
 	}
-	const settings = agentNodeSettings(process.env);
+	const settings = config.agent;
 	const broker = new ServiceBroker({
 		...brokerOptions(config),
 		nodeID: process.env.NODE_ID?.trim() || `${settings.name}-${process.pid}`

@@ -341,7 +341,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			await this.broker.waitForServices(["agents"]);
 			const { agents } = await this.broker.call<{ agents: Agent[] }, Record<string, never>>("agents.list", {});
 			for (const a of agents) this.dispatcher.agents.set(a.id, a);
-			for (const t of await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: this.broker.nodeID } })) await this.resume(t);
+			const mine = await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: this.broker.nodeID } });
+			// Not those this node has taken up since it started: it drives them already, and its copy is newer.
+			for (const t of mine) if (!this.live.has(t.task_id)) await this.resume(t);
 			if (this.config.transporter) await new Promise(r => setTimeout(r, this.config.broker.nodeHeartbeatTimeoutSec * 1000).unref());
 			const open = await this.store.find({ filter: { status: { $in: OPEN_STATUSES } } });
 			await this.ownership.adoptOrphans(open, owner => !this.ownership.nodeAlive(owner));
