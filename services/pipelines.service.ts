@@ -1,43 +1,35 @@
 /**
  * Pipelines: definitions, and one actor per run.
  *
- * A run changes only through `transition`: its mailbox on this node serialises the change, and a
- * compare-and-set on `version` in the store makes a concurrent writer on another node lose cleanly
- * (we reload and decide again). Every stage becomes a task; `task.updated` (broadcast to every
- * pipelines node) reports its end, the pure rules (`src/domain/pipelines/`) say what
- * starts next, and each transition is persisted before `pipeline.progress` announces it. Stage tasks
- * carry an idempotency key per run generation, so re-deciding a transition (after a lost
- * compare-and-set or a crash) finds the tasks it already made instead of making more.
+ * A run changes only by an event decided by `decideRun` (src/domain/pipelines/decide.ts) and
+ * committed by the entity actor (mailbox + compare-and-set), which is persisted before it is
+ * announced. Its effects come after: stage tasks are made (under ids derived from the run, so
+ * making one twice finds the first), cancelled, and the run's end is notified. `task.updated`,
+ * broadcast to every pipelines node, reports a stage task's end; when several nodes decide on it,
+ * one commit wins and the others find the stage already moved on.
  */
-import { createHash, randomUUID } from "node:crypto";
 import type { Context, Errors, Service } from "moleculer";
-import nodemailer, { type Transporter } from "nodemailer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { appConfig } from "../src/platform/app-config";
-import { retryDelayMs } from "../src/domain/backoff";
-import type { AppConfig } from "../src/platform/config";
-import { stagesForRetry, validatePipeline } from "../src/domain/pipelines/dag";
-import { conflict, invalid, notFound } from "../src/platform/errors";
-import { KeyedQueue } from "../src/runtime/keyed-queue";
-import { runEmail, sendWebhook, WEBHOOK_ATTEMPTS, type EmailText } from "../src/runtime/notifications";
-import {
-	acceptsTaskOutcome, advanceRun, cancelledStages, isRunFinished, newRun, runSummary, runView, settle, stageAfterTask,
-	stageTaskKey, stageTaskParams, type RunView, type StageTaskOutcome, type StageTaskParams, type StoredRun
-} from "../src/domain/pipelines/runs";
-import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../src/storage/entity-store";
+import { validatePipeline } from "../src/domain/pipelines/dag";
+import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
+import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
-import { EVENTS, type AuditEntry, type ErrorCode, type Pipeline, type PipelineExecution, type Principal, type RunStage, type Task } from "../src/types";
+import { appConfig } from "../src/platform/app-config";
+import type { AppConfig } from "../src/platform/config";
+import { invalid, notFound } from "../src/platform/errors";
+import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
+import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
+import { RunNotifier } from "../src/runtime/run-notifier";
+import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../src/storage/entity-store";
+import { EVENTS, type ErrorCode, type Pipeline, type PipelineExecution, type Principal, type Task } from "../src/types";
 
 type Meta = { user?: Principal | null; idempotencyKey?: string };
 type RunRef = { id: string; run_id: string };
-type Change = (run: StoredRun, pipeline: Pipeline) => Promise<StoredRun | null>;
 
-/** Who the engine is when it makes stage tasks: fixes the scope of their idempotency keys. */
+/** Who the engine is when it makes stage tasks. */
 const ENGINE: Principal = { sub: "system:pipelines", roles: [] };
-const MAX_CAS_TRIES = 6;
 const RUNS_IN_DEFINITION = 100;
-const EMAIL_ATTEMPTS = 3;
 
 const RUNS_SPEC: CollectionSpec = {
 	name: "pipeline_runs",
@@ -58,48 +50,27 @@ const DEFINITIONS_SPEC: CollectionSpec = {
  * private companion service (no actions) that this service creates and owns.
  */
 const DEFINITIONS_HOST = "pipeline-definitions";
-
 type DefinitionsHost = Service & StorageThis<Pipeline>;
 
 interface PipelinesThis extends Service, StorageThis<StoredRun> {
 	config: AppConfig;
-	mailbox: KeyedQueue;
-	/**
-	 * Running runs by id, as this node last wrote them: the fast path when this node is the only
-	 * writer (no transporter). In a cluster another node may have moved a run on, so we read the store.
-	 */
-	live: Map<string, StoredRun>;
-	/** Stage tasks made by the transition now running for a run (one at a time per run on this node). */
-	madeTasks: Map<string, Set<string>>;
+	actor: EntityActor<StoredRun>;
+	notifier: RunNotifier;
 	/** Definitions never change once created. */
 	pipelineCache: Map<string, Pipeline>;
 	definitionsHost: DefinitionsHost;
 	definitionsReady: Promise<void>;
-	mailer?: Transporter;
 	/** Set once stopped: background work (resume) gives up. */
 	halted: boolean;
 	definitions(): Promise<EntityStore<Pipeline>>;
 	pipelineOf(id: string): Promise<Pipeline>;
-	loadRun(runId: string): Promise<StoredRun>;
 	runOf(ref: RunRef): Promise<StoredRun>;
-	transition(runId: string, change: Change, announce?: boolean): Promise<StoredRun>;
-	cancelStrayTasks(runId: string, made: Set<string>, run: StoredRun): Promise<void>;
-	track(run: StoredRun): void;
-	announce(run: StoredRun): void;
-	advanced(run: StoredRun, pipeline: Pipeline, stages: RunStage[]): Promise<StoredRun>;
-	startStage(run: StoredRun, pipeline: Pipeline, stages: RunStage[], index: number): Promise<StageTaskOutcome>;
-	onStageTaskEnded(task: Task): Promise<void>;
-	reconcile(run: StoredRun, pipeline: Pipeline): Promise<StoredRun | null>;
+	applyRun(runId: string, pipeline: Pipeline, event: RunEvent): Promise<StoredRun>;
+	execute(outcome: Outcome<StoredRun, RunEffect>, pipeline: Pipeline): Promise<void>;
+	createStageTask(run: StoredRun, pipeline: Pipeline, effect: Extract<RunEffect, { type: "create-stage-task" }>): Promise<void>;
+	reconcile(run: StoredRun): Promise<void>;
 	resume(): Promise<void>;
-	notify(run: StoredRun): Promise<void>;
-	notifyWebhook(url: string, run: RunView): Promise<void>;
-	notifyEmail(to: string, mail: EmailText, runId: string): Promise<void>;
-	auditNotification(action: string, target: string, path: string, ok: boolean, status: number | null): void;
-}
-
-/** A caller's `Idempotency-Key` as an id: the same key gives the same entity on every node. */
-function idempotentId(prefix: string, scope: string[], key: string): string {
-	return `${prefix}-${createHash("sha256").update([...scope, key].join("\n")).digest("hex").slice(0, 32)}`;
+	notify(run: StoredRun, pipeline: Pipeline): Promise<void>;
 }
 
 /** Our own API errors by code; a missing service (also a 404) is not "the entity does not exist". */
@@ -118,14 +89,13 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				const key = ctx.meta.idempotencyKey;
 				const now = new Date().toISOString();
 				const pipeline: Pipeline = {
-					pipeline_id: key ? idempotentId("pipeline", [ctx.meta.user?.sub ?? "anonymous"], key) : `pipeline-${randomUUID()}`,
+					pipeline_id: key ? idempotentId("pipeline", [ctx.meta.user?.sub ?? "anonymous"], key) : newId("pipeline"),
 					...checked.value,
 					created_at: now,
 					updated_at: now
 				};
-				const store = await this.definitions();
 				try {
-					await store.insert(pipeline);
+					await (await this.definitions()).insert(pipeline);
 				} catch (err) {
 					if (!(err instanceof DuplicateKeyError)) throw err;
 					return this.pipelineOf(pipeline.pipeline_id);
@@ -173,20 +143,17 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
 				const pipeline = await this.pipelineOf(ctx.params.id);
 				const key = ctx.meta.idempotencyKey;
-				const runId = key ? idempotentId("run", [ctx.meta.user?.sub ?? "anonymous", pipeline.pipeline_id], key) : `run-${randomUUID()}`;
+				const runId = key ? idempotentId("run", [ctx.meta.user?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
 				const run = newRun(runId, pipeline, ctx.params, new Date().toISOString());
 				try {
 					// Persisted before any stage starts: a crash from here on is picked up by `resume`.
 					await this.store.insert(run);
 				} catch (err) {
 					if (!(err instanceof DuplicateKeyError)) throw err;
-					const existing = await this.loadRun(runId);
+					const existing = await this.actor.load(runId);
 					return { run_id: existing.run_id, pipeline_id: existing.pipeline_id, status: existing.status };
 				}
-				this.track(run);
-				const started = await this.transition(runId, async (current, p) =>
-					current.status === "running" && current.stages.every(stage => stage.status === "waiting") ? this.advanced(current, p, current.stages) : null
-				);
+				const started = await this.applyRun(runId, pipeline, { type: "start" });
 				return { run_id: started.run_id, pipeline_id: started.pipeline_id, status: started.status };
 			}
 		},
@@ -201,36 +168,14 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		cancelRun: {
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>): Promise<RunView> {
-				await this.runOf(ctx.params);
-				let runningTasks: string[] = [];
-				const run = await this.transition(ctx.params.run_id, async current => {
-					if (isRunFinished(current.status)) throw conflict(`Run is ${current.status}`, { status: current.status });
-					runningTasks = current.stages.flatMap(stage => (stage.status === "running" && stage.task_id ? [stage.task_id] : []));
-					return settle(current, cancelledStages(current.stages), "cancelled", new Date().toISOString());
-				});
-				// After the run is persisted as cancelled, so the tasks' own cancellations are ignored as old news.
-				await Promise.all(
-					runningTasks.map(id =>
-						this.broker.call("tasks.cancel", { id }).catch(err => {
-							if (!isApiError(err, "NOT_FOUND", "CONFLICT")) this.logger.warn({ err, task: id, run: run.run_id }, "could not cancel a stage task");
-						})
-					)
-				);
-				return runView(run);
+				return runView(await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "cancel" }));
 			}
 		},
 
 		retryRun: {
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>) {
-				await this.runOf(ctx.params);
-				const run = await this.transition(ctx.params.run_id, async (current, pipeline) => {
-					if (current.status !== "failed" && current.status !== "cancelled")
-						throw conflict(`Only a failed or cancelled run can be retried; this one is ${current.status}`, { status: current.status });
-					// A new generation: stage tasks get new idempotency keys, completed stages keep their results.
-					const again: StoredRun = { ...current, status: "running", attempt: current.attempt + 1, finished_at: null, notification_due: false };
-					return this.advanced(again, pipeline, stagesForRetry(current.stages));
-				});
+				const run = await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "retry" });
 				return { run_id: run.run_id, pipeline_id: run.pipeline_id, status: run.status };
 			}
 		}
@@ -239,8 +184,14 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	events: {
 		async [EVENTS.taskUpdated](this: PipelinesThis, ctx: Context<{ task?: Task }>) {
 			const task = ctx.params?.task;
-			if (!task?.run_id || task.stage === null || task.stage === undefined || !TERMINAL_STATUSES.includes(task.status)) return;
-			await this.onStageTaskEnded(task);
+			if (!task?.run_id || !task.pipeline_id || task.stage === null || task.stage === undefined || !TERMINAL_STATUSES.includes(task.status)) return;
+			try {
+				await this.applyRun(task.run_id, await this.pipelineOf(task.pipeline_id), { type: "task-ended", task });
+			} catch (err) {
+				// A task can name a run or pipeline that is not ours (a standalone task with a run_id): nothing to do.
+				if (isApiError(err, "NOT_FOUND")) return;
+				this.logger.error({ err, task: task.task_id, run: task.run_id }, "could not apply a stage task's outcome");
+			}
 		}
 	},
 
@@ -259,12 +210,6 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			return pipeline;
 		},
 
-		async loadRun(this: PipelinesThis, runId: string) {
-			const run = await this.store.get(runId);
-			if (!run) throw notFound("Run", runId);
-			return run;
-		},
-
 		/** The run as stored (never an older cached copy), and only under its own pipeline. */
 		async runOf(this: PipelinesThis, { id, run_id }: RunRef) {
 			const run = await this.store.get(run_id);
@@ -272,117 +217,65 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			return run;
 		},
 
-		/**
-		 * The one way a run changes. `change` sees the current run (and its pipeline) and returns the
-		 * run after the change, or null for none; it may start stage tasks, which is safe to repeat.
-		 */
-		transition(this: PipelinesThis, runId: string, change: Change, announce = true) {
-			return this.mailbox.run(runId, async () => {
-				const made = new Set<string>();
-				this.madeTasks.set(runId, made);
-				let settled: StoredRun | undefined;
-				try {
-					for (let tries = 1; ; tries++) {
-						const current = (!this.config.transporter && this.live.get(runId)) || (await this.loadRun(runId));
-						const next = await change(current, await this.pipelineOf(current.pipeline_id));
-						if (!next) return (settled = current);
-						const stored: StoredRun = { ...next, version: current.version + 1 };
-						const { run_id: _id, ...changes } = stored;
-						if (await this.store.updateIf(runId, { version: current.version }, changes)) {
-							this.track(stored);
-							if (announce) this.announce(stored);
-							// Off the mailbox: a slow receiver must not hold up the run's next transition.
-							if (stored.notification_due && !current.notification_due) void this.notify(stored);
-							return (settled = stored);
-						}
-						// Another node changed it first: forget our copy and decide again on the stored one.
-						this.live.delete(runId);
-						if (tries >= MAX_CAS_TRIES) throw conflict("Run is being changed concurrently; try again");
-					}
-				} finally {
-					this.madeTasks.delete(runId);
-					if (made.size) {
-						// Without a run to compare with (the store is unreachable) we cannot tell stray from kept: keep all.
-						const reference = settled ?? (await this.loadRun(runId).catch(() => undefined));
-						if (reference) await this.cancelStrayTasks(runId, made, reference);
-					}
+		async applyRun(this: PipelinesThis, runId: string, pipeline: Pipeline, event: RunEvent) {
+			const outcome = await this.actor.change(runId, run => decideRun(run, event, { pipeline, now: new Date(), stageTaskId }));
+			await this.execute(outcome, pipeline);
+			return outcome.entity;
+		},
+
+		/** Runs the effects; the caller's answer waits for the stage tasks to be made or cancelled, never for notifications. */
+		async execute(this: PipelinesThis, { entity: run, effects }: Outcome<StoredRun, RunEffect>, pipeline: Pipeline) {
+			const waits: Promise<void>[] = [];
+			for (const effect of effects)
+				switch (effect.type) {
+					case "announce":
+						this.broker.broadcast(EVENTS.pipelineProgress, { run: runView(run) });
+						break;
+					case "create-stage-task":
+						waits.push(this.createStageTask(run, pipeline, effect));
+						break;
+					case "cancel-task":
+						waits.push(
+							this.broker.call("tasks.cancel", { id: effect.taskId }).then(
+								() => undefined,
+								err => {
+									if (!isApiError(err, "NOT_FOUND", "CONFLICT")) this.logger.warn({ err, task: effect.taskId, run: run.run_id }, "could not cancel a stage task");
+								}
+							)
+						);
+						break;
+					case "notify":
+						// A slow receiver must not hold up the run's next transition.
+						void this.notify(run, pipeline);
+						break;
 				}
-			});
+			await Promise.all(waits);
 		},
 
-		/**
-		 * A decision that lost its compare-and-set may have made stage tasks the winning state never
-		 * refers to (say, the other node cancelled the run meanwhile): those must not run.
-		 */
-		async cancelStrayTasks(this: PipelinesThis, runId: string, made: Set<string>, run: StoredRun) {
-			const kept = new Set(run.stages.map(stage => stage.task_id));
-			const stray = [...made].filter(id => !kept.has(id));
-			await Promise.all(
-				stray.map(id =>
-					this.broker.call("tasks.cancel", { id }).catch(err => {
-						if (!isApiError(err, "NOT_FOUND", "CONFLICT")) this.logger.warn({ err, task: id, run: runId }, "could not cancel a stray stage task");
-					})
-				)
-			);
-		},
-
-		track(this: PipelinesThis, run: StoredRun) {
-			if (run.status === "running") this.live.set(run.run_id, run);
-			else this.live.delete(run.run_id);
-		},
-
-		announce(this: PipelinesThis, run: StoredRun) {
-			this.broker.broadcast(EVENTS.pipelineProgress, { run: runView(run) });
-		},
-
-		/** The run after taking `stages` as far as they go now: ready stages started, final status when over. */
-		async advanced(this: PipelinesThis, run: StoredRun, pipeline: Pipeline, stages: RunStage[]) {
-			const { stages: next, runStatus } = await advanceRun(pipeline, stages, (index, current) => this.startStage(run, pipeline, current, index));
-			return settle(run, next, runStatus, new Date().toISOString());
-		},
-
-		async startStage(this: PipelinesThis, run: StoredRun, pipeline: Pipeline, stages: RunStage[], index: number) {
-			const task = await this.broker.call<Task, StageTaskParams>("tasks.create", stageTaskParams(pipeline, run, stages, index), {
-				meta: { user: ENGINE, idempotencyKey: stageTaskKey(run.run_id, index, run.attempt) }
-			});
-			this.madeTasks.get(run.run_id)?.add(task.task_id);
-			return task;
-		},
-
-		async onStageTaskEnded(this: PipelinesThis, task: Task) {
+		/** Makes a stage's task; one that already ended (made before a crash) is taken as its outcome at once. */
+		async createStageTask(this: PipelinesThis, run: StoredRun, pipeline: Pipeline, { index, params, taskId }) {
+			let event: RunEvent;
 			try {
-				await this.transition(task.run_id as string, async (run, pipeline) => {
-					if (!acceptsTaskOutcome(run, task)) return null;
-					const stages = run.stages.map(stage => (stage.index === task.stage ? stageAfterTask(stage, task) : stage));
-					return this.advanced(run, pipeline, stages);
-				});
+				const task = await this.broker.call<Task, typeof params>("tasks.create", params, { meta: { user: ENGINE, taskId } });
+				if (!TERMINAL_STATUSES.includes(task.status)) return;
+				event = { type: "task-ended", task };
 			} catch (err) {
-				// A task can name a run that is not ours (a standalone task with a run_id): nothing to do.
-				if (isApiError(err, "NOT_FOUND")) return;
-				this.logger.error({ err, task: task.task_id, run: task.run_id }, "could not apply a stage task's outcome");
+				event = { type: "stage-start-failed", index, taskId, reason: (err as Error).message };
 			}
+			await this.applyRun(run.run_id, pipeline, event).catch(err => this.logger.error({ err, run: run.run_id, stage: index }, "could not apply a stage task's start"));
 		},
 
-		/**
-		 * A running run after a restart: stage tasks that ended while nobody listened are applied, and
-		 * stages whose task was never made (or is gone) are started, with the same idempotency keys.
-		 */
-		async reconcile(this: PipelinesThis, run: StoredRun, pipeline: Pipeline) {
-			if (run.status !== "running") return null;
-			const stages = await Promise.all(
-				run.stages.map(async (stage): Promise<RunStage> => {
-					if (stage.status !== "running" || !stage.task_id) return stage;
-					try {
-						return stageAfterTask(stage, await this.broker.call<Task, { id: string }>("tasks.get", { id: stage.task_id }));
-					} catch (err) {
-						if (!isApiError(err, "NOT_FOUND")) throw err;
-						return { ...stage, status: "waiting", task_id: null };
-					}
-				})
-			);
-			const next = await this.advanced(run, pipeline, stages);
-			const unchanged = next.status === run.status && JSON.stringify(next.stages) === JSON.stringify(run.stages);
-			return unchanged ? null : next;
+		/** A running run after a restart: stage tasks that ended while nobody listened are taken, and tasks never made are made. */
+		async reconcile(this: PipelinesThis, run: StoredRun) {
+			const tasks: Record<number, StageTaskOutcome | null> = {};
+			for (const stage of run.stages) {
+				if (stage.status !== "running" || !stage.task_id) continue;
+				tasks[stage.index] = await this.broker.call<Task, { id: string }>("tasks.get", { id: stage.task_id }).catch(err => {
+					if (isApiError(err, "NOT_FOUND")) return null;
+					throw err;
+				});
+			}
+			await this.applyRun(run.run_id, await this.pipelineOf(run.pipeline_id), { type: "reconcile", tasks });
 		},
 
 		async resume(this: PipelinesThis) {
@@ -397,101 +290,40 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				}
 			}
 			const open = await this.store.find({ filter: { status: "running" } });
-			await Promise.all(
-				open.map(run =>
-					this.transition(run.run_id, (current, pipeline) => this.reconcile(current, pipeline)).catch(err =>
-						this.logger.error({ err, run: run.run_id }, "could not resume a run")
-					)
-				)
-			);
+			await Promise.all(open.map(run => this.reconcile(run).catch(err => this.logger.error({ err, run: run.run_id }, "could not resume a run"))));
 			// Ended runs whose notifications were cut short by the stop: at least once beats never.
 			const due = await this.store.find({ filter: { notification_due: true } });
-			for (const run of due) void this.notify(run);
+			for (const run of due) void this.pipelineOf(run.pipeline_id).then(pipeline => this.notify(run, pipeline), () => undefined);
 			if (open.length || due.length) this.logger.info({ runs: open.length, notifications: due.length }, "pipeline runs resumed");
 		},
 
-		/** Never throws and never touches the run's outcome: failures are logged and audited. */
-		async notify(this: PipelinesThis, run: StoredRun) {
-			try {
-				const view = runView(run);
-				const jobs: Promise<void>[] = [];
-				if (run.notification?.webhook) jobs.push(this.notifyWebhook(run.notification.webhook, view));
-				if (run.notification?.email) {
-					const name = await this.pipelineOf(run.pipeline_id).then(p => p.name, () => run.pipeline_id);
-					jobs.push(this.notifyEmail(run.notification.email, runEmail(name, view), run.run_id));
-				}
-				await Promise.all(jobs);
-				await this.transition(
-					run.run_id,
-					async current => (current.notification_due && current.finished_at === run.finished_at ? { ...current, notification_due: false } : null),
-					false
-				);
-			} catch (err) {
-				this.logger.warn({ err, run: run.run_id }, "notification bookkeeping failed");
-			}
-		},
-
-		async notifyWebhook(this: PipelinesThis, url: string, run: RunView) {
-			const outcome = await sendWebhook({
-				url,
-				body: JSON.stringify(run),
-				secret: this.config.secrets.jwtSecret,
-				attempts: WEBHOOK_ATTEMPTS,
-				delayMs: attempt => retryDelayMs(attempt, { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs })
-			});
-			const where = url.split("?")[0];
-			if (!outcome.ok)
-				this.logger.warn({ run: run.run_id, url: where, attempts: outcome.attempts, error: outcome.error }, "webhook notification failed");
-			this.auditNotification("notification.webhook", run.run_id, where, outcome.ok, outcome.status);
-		},
-
-		async notifyEmail(this: PipelinesThis, to: string, mail: EmailText, runId: string) {
-			if (!this.config.smtpUrl) {
-				this.logger.info({ run: runId }, "SMTP_URL is not set: email notification skipped");
-				return;
-			}
-			this.mailer ??= nodemailer.createTransport(this.config.smtpUrl);
-			let lastError: unknown;
-			for (let attempt = 1; attempt <= EMAIL_ATTEMPTS; attempt++) {
-				try {
-					await this.mailer.sendMail({ from: this.config.smtpFrom, to, subject: mail.subject, text: mail.text });
-					this.auditNotification("notification.email", runId, `mailto:${to}`, true, null);
-					return;
-				} catch (err) {
-					lastError = err;
-					if (attempt < EMAIL_ATTEMPTS)
-						await new Promise(resolve => setTimeout(resolve, retryDelayMs(attempt, { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs })).unref());
-				}
-			}
-			this.logger.warn({ run: runId, err: (lastError as Error)?.message }, "email notification failed");
-			this.auditNotification("notification.email", runId, `mailto:${to}`, false, null);
-		},
-
-		auditNotification(this: PipelinesThis, action: string, target: string, path: string, ok: boolean, status: number | null) {
-			const entry: Omit<AuditEntry, "id"> = {
-				timestamp: new Date().toISOString(),
-				actor: "system",
-				roles: [],
-				action,
-				method: action === "notification.webhook" ? "POST" : "SMTP",
-				path,
-				target,
-				result: ok ? "success" : "failure",
-				status: status ?? 0,
-				request_id: null,
-				ip: null
-			};
-			this.broker.emit(EVENTS.audit, entry);
+		async notify(this: PipelinesThis, run: StoredRun, pipeline: Pipeline) {
+			await this.notifier.notify(run, pipeline.name);
+			await this.applyRun(run.run_id, pipeline, { type: "notified", finishedAt: run.finished_at }).catch(err =>
+				this.logger.warn({ err, run: run.run_id }, "notification bookkeeping failed")
+			);
 		}
 	},
 
 	created(this: PipelinesThis) {
 		this.config = appConfig(this.broker);
-		this.mailbox = new KeyedQueue();
-		this.live = new Map();
-		this.madeTasks = new Map();
+		this.notifier = new RunNotifier(this.broker, this.config, this.logger);
 		this.pipelineCache = new Map();
 		this.halted = false;
+		// Without a transporter this node is the runs' only writer and may trust its own copies.
+		const live = new Map<string, StoredRun>();
+		const trustOwnCopies = !this.config.transporter;
+		this.actor = new EntityActor<StoredRun>({
+			kind: "Run",
+			idField: "run_id",
+			store: () => this.store,
+			maxTries: 6,
+			cache: {
+				get: id => live.get(id),
+				put: run => (trustOwnCopies && run.status === "running" ? live.set(run.run_id, run) : live.delete(run.run_id)),
+				delete: id => live.delete(id)
+			}
+		});
 		let markReady: () => void = () => undefined;
 		this.definitionsReady = new Promise(resolve => (markReady = resolve));
 		// Started by the broker with every other local service; its `started` runs once the store is open.
@@ -512,7 +344,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 
 	async stopped(this: PipelinesThis) {
 		this.halted = true;
-		this.mailer?.close();
+		this.notifier.close();
 		// Destroyed alone (hot reload) rather than with the broker: take the companion along, or the next instance would find two.
 		if (!this.broker.stopping) await this.broker.destroyService(this.definitionsHost).catch(() => undefined);
 	}

@@ -1,7 +1,7 @@
 import { validatePipeline } from "../../src/domain/pipelines/dag";
 import {
-	acceptsTaskOutcome, advanceRun, cancelledStages, DEFAULT_STAGE_RETRY_COUNT, MAX_STAGE_TIMEOUT_SEC, newRun, runSummary, runView, settle,
-	stageAfterTask, stageTaskKey, stageTaskParams, type StageStarter, type StageTaskOutcome, type StoredRun
+	acceptsTaskOutcome, cancelledStages, DEFAULT_STAGE_RETRY_COUNT, MAX_STAGE_TIMEOUT_SEC, newRun, runSummary, runView, settle,
+	stageAfterTask, stageTaskParams, type StageTaskOutcome, type StoredRun
 } from "../../src/domain/pipelines/runs";
 import type { Pipeline, PipelineDefinition, RunStage, TaskStatus } from "../../src/types";
 
@@ -25,17 +25,6 @@ const diamond = pipeline({
 });
 
 const task = (id: string, status: TaskStatus, result: unknown = null, error: string | null = null): StageTaskOutcome => ({ task_id: id, status, result, error });
-
-/** A starter that makes task `t<index>` in the given status and records what it was asked. */
-function starter(statusOf: (index: number) => TaskStatus = () => "pending") {
-	const started: number[] = [];
-	const start: StageStarter = async index => {
-		started.push(index);
-		const status = statusOf(index);
-		return task(`t${index}`, status, status === "completed" ? { index } : null, status === "failed" ? "boom" : null);
-	};
-	return { started, start };
-}
 
 describe("newRun", () => {
 	test("all stages waiting, inputs kept, notification only when it names a target", () => {
@@ -90,12 +79,6 @@ describe("stageTaskParams", () => {
 		const run = newRun("r", long, {}, NOW);
 		expect(stageTaskParams(long, run, run.stages, 0).timeout).toBe(MAX_STAGE_TIMEOUT_SEC);
 	});
-
-	test("idempotency keys differ per run, stage and generation", () => {
-		const keys = new Set([stageTaskKey("r1", 0, 0), stageTaskKey("r1", 1, 0), stageTaskKey("r1", 0, 1), stageTaskKey("r2", 0, 0)]);
-		expect(keys.size).toBe(4);
-		expect(stageTaskKey("r1", 0, 0)).toBe(stageTaskKey("r1", 0, 0));
-	});
 });
 
 describe("stageAfterTask", () => {
@@ -121,56 +104,6 @@ describe("acceptsTaskOutcome", () => {
 		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: 9 })).toBe(false);
 		expect(acceptsTaskOutcome(running, { task_id: "t0", stage: null })).toBe(false);
 		expect(acceptsTaskOutcome({ ...running, status: "cancelled" }, { task_id: "t0", stage: 0 })).toBe(false);
-	});
-});
-
-describe("advanceRun", () => {
-	const fresh = () => newRun("run-1", diamond, {}, NOW).stages;
-
-	test("starts what is ready and stops while tasks are open", async () => {
-		const { started, start } = starter();
-		const { stages, runStatus } = await advanceRun(diamond, fresh(), start);
-		expect(started).toEqual([0]);
-		expect(runStatus).toBeNull();
-		expect(stages.map(s => [s.status, s.task_id])).toEqual([["running", "t0"], ["waiting", null], ["waiting", null], ["waiting", null]]);
-	});
-
-	test("fans out after the source, joins after both branches", async () => {
-		const { started, start } = starter();
-		const afterSource = fresh().map(s => (s.index === 0 ? { ...s, status: "completed" as const, task_id: "t0" } : s));
-		const fanned = await advanceRun(diamond, afterSource, start);
-		expect(started).toEqual([1, 2]);
-		const oneBranch = fanned.stages.map(s => (s.index === 1 ? { ...s, status: "completed" as const } : s));
-		expect((await advanceRun(diamond, oneBranch, start)).stages[3].status).toBe("waiting");
-		const both = oneBranch.map(s => (s.index === 2 ? { ...s, status: "completed" as const } : s));
-		await advanceRun(diamond, both, start);
-		expect(started).toEqual([1, 2, 3]);
-	});
-
-	test("tasks that already ended (made before a crash) are taken at once and the run goes on to its end", async () => {
-		const { started, start } = starter(() => "completed");
-		const { stages, runStatus } = await advanceRun(diamond, fresh(), start);
-		expect(started).toEqual([0, 1, 2, 3]);
-		expect(runStatus).toBe("completed");
-		expect(stages.map(s => s.result)).toEqual([{ index: 0 }, { index: 1 }, { index: 2 }, { index: 3 }]);
-	});
-
-	test("an optional branch failing does not stop the join; a required one does", async () => {
-		const optional = starter(index => (index === 2 ? "failed" : "completed"));
-		expect((await advanceRun(diamond, fresh(), optional.start)).runStatus).toBe("completed");
-		const required = starter(index => (index === 1 ? "failed" : "completed"));
-		const result = await advanceRun(diamond, fresh(), required.start);
-		expect(result.runStatus).toBe("failed");
-		expect(required.started).toEqual([0, 1, 2]);
-		expect(result.stages[3]).toMatchObject({ status: "skipped", error: "required stage 1 (left) failed" });
-	});
-
-	test("a stage whose task cannot be made fails with the reason", async () => {
-		const result = await advanceRun(diamond, fresh(), async () => {
-			throw new Error("tasks unavailable");
-		});
-		expect(result.runStatus).toBe("failed");
-		expect(result.stages[0]).toMatchObject({ status: "failed", error: "could not start the stage's task: tasks unavailable" });
 	});
 });
 

@@ -1,9 +1,9 @@
 /**
  * Pipeline runs on plain data: the stored record, its wire views, what a stage's task looks like,
- * and how a task's outcome lands on its stage. The pipelines service owns the I/O (store, tasks,
- * events); everything it decides about a run's shape is here, so it can be tested without a broker.
+ * and how a task's outcome lands on its stage; `decide.ts` puts them together into the run's
+ * decisions. The pipelines service owns the I/O (store, tasks, events).
  */
-import { advance, completedStages, currentStage, dependencyResults, progressOf, type PipelineGraph } from "./dag";
+import { completedStages, currentStage, dependencyResults, progressOf } from "./dag";
 import type { Pipeline, PipelineExecution, PipelineRun, RunStage, RunStatus, Task, TaskStatus, TaskSubmission } from "../../types";
 import type { StagePayload, UpstreamEntry } from "../../stage-contract";
 
@@ -113,15 +113,6 @@ export function runSummary(run: PipelineRun): RunSummary {
 	};
 }
 
-/**
- * The idempotency key of one stage's task in one generation of a run: starting the same stage
- * again (a crash between "task created" and "run persisted", a lost compare-and-set) finds the
- * task already made instead of making a second one.
- */
-export function stageTaskKey(runId: string, stage: number, attempt: number): string {
-	return `pipeline-run:${runId}:stage:${stage}:attempt:${attempt}`;
-}
-
 /** The task that runs stage `index`: run input and parameters (stage parameters win), upstream results. */
 export function stageTaskParams(
 	pipeline: Pipeline,
@@ -167,39 +158,6 @@ export function stageAfterTask(stage: RunStage, task: StageTaskOutcome): RunStag
 		result: status === "completed" ? (task.result ?? null) : null,
 		error: status === "completed" ? null : (task.error ?? `task ${task.status}`)
 	};
-}
-
-/** Starts one stage's task (idempotently) and answers with it; throws when the task cannot be made. */
-export type StageStarter = (index: number, stages: RunStage[]) => Promise<StageTaskOutcome>;
-
-export interface RunAdvance {
-	stages: RunStage[];
-	/** The run's final status when no stage is left to run; null while it goes on. */
-	runStatus: RunStatus | null;
-}
-
-/**
- * Advances a run as far as it goes now: skips what can no longer run, starts every ready stage
- * and, when a started task turns out to be over already (it was made before a crash and finished
- * while we were down), takes its outcome and goes on. A stage whose task cannot be made fails,
- * with the reason, so the run ends visibly instead of waiting for ever; a retry starts it again.
- */
-export async function advanceRun(pipeline: PipelineGraph, stages: RunStage[], start: StageStarter): Promise<RunAdvance> {
-	let current = stages;
-	for (;;) {
-		const step = advance(pipeline, current);
-		current = step.stages;
-		if (step.ready.length === 0) return { stages: current, runStatus: step.runStatus };
-		for (const index of step.ready) {
-			let next: RunStage;
-			try {
-				next = stageAfterTask(current[index], await start(index, current));
-			} catch (err) {
-				next = { ...current[index], status: "failed", result: null, error: `could not start the stage's task: ${(err as Error).message}` };
-			}
-			current = current.map(stage => (stage.index === index ? next : stage));
-		}
-	}
 }
 
 /** Is this task's end news for the run? Not when the run is over or the stage has moved on to another task (stale). */
