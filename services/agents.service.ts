@@ -18,7 +18,8 @@ import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { probeHealth } from "../src/runtime/health-checks";
 import { every } from "../src/runtime/periodic";
 import { Snapshot } from "../src/runtime/snapshot";
-import { DuplicateKeyError, type CollectionSpec } from "../src/storage/entity-store";
+import { COLLECTIONS } from "../src/storage/collections";
+import { DuplicateKeyError } from "../src/storage/entity-store";
 import {
 	AGENT_STATUSES, AGENT_TYPES, EVENTS,
 	type Agent, type AgentHeartbeat, type AgentListQuery, type AgentRegistration, type AgentStatus, type AgentUpdatedEvent,
@@ -53,18 +54,11 @@ export function agentToWire(agent: StoredAgent): Agent {
 const urlField = { type: "url", optional: true };
 const LIST_MAX_AGE_MS = 1000;
 
-const AGENTS_SPEC: CollectionSpec = {
-	name: "agents",
-	idField: "id",
-	queryable: { name: "string", type: "string", status: "string", node_id: "string", last_heartbeat: "string", version: "number" },
-	indexes: [["status"], ["type", "status"], ["node_id"], ["name"]]
-};
-
 const byName = (a: Agent, b: Agent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 const AgentsService: TypedServiceSchema<AgentsThis> = {
 	name: "agents",
-	mixins: [storageMixin(AGENTS_SPEC)],
+	mixins: [storageMixin(COLLECTIONS.agents)],
 
 	actions: {
 		register: {

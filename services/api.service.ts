@@ -3,7 +3,7 @@
  * rate limiting, status codes, the error body, audit of mutating calls. Services never see req/res.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Transporters, type Context, type Service, type ServiceBroker } from "moleculer";
+import type { Context, Service } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { isAllowed } from "../src/domain/access";
 import { appConfig } from "../src/platform/app-config";
@@ -11,6 +11,7 @@ import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
 import { toErrorResponse } from "../src/gateway/error-response";
+import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES, type RestRoute } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
 import { watchHttpRequest } from "../src/platform/metrics/http-requests";
@@ -48,7 +49,6 @@ interface ApiThis extends Service<Record<string, any>> {
 	server: import("node:http").Server;
 	audit(req: Req, status: number, result: unknown): void;
 	sendErrorResponse(req: Req, res: Res, err: Error): void;
-	readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
 }
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -65,28 +65,6 @@ function auditTarget(req: Req, result: unknown): string | null {
 	const r = result as Record<string, unknown> | undefined;
 	for (const key of ["id", "task_id", "run_id", "pipeline_id"]) if (r && typeof r[key] === "string") return r[key] as string;
 	return null;
-}
-
-/**
- * Is the transporter reachable now? Moleculer's `transit.connected` stays true while
- * the NATS server is down and its client keeps reconnecting, so for NATS a PING/PONG through the
- * client (`flush`) is the answer; other transporters only have the flags.
- */
-async function probeTransporter(broker: ServiceBroker, timeoutMs: number): Promise<void> {
-	const transit = broker.transit as unknown as { connected?: boolean; tx?: { connected?: boolean; client?: unknown } } | undefined;
-	if (!transit?.connected || transit.tx?.connected === false) throw new Error("transporter disconnected");
-	const client = transit.tx instanceof Transporters.NATS ? (transit.tx.client as { flush?: () => Promise<void> } | null) : null;
-	if (!client?.flush) return;
-	const pong = client.flush();
-	// A PING sent while disconnected is answered after the reconnect, or rejected when the client closes: nobody waits then.
-	pong.catch(() => undefined);
-	let timer: NodeJS.Timeout | undefined;
-	const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("transporter unreachable (no PONG)")), timeoutMs)));
-	try {
-		await Promise.race([pong, timeout]);
-	} finally {
-		clearTimeout(timer);
-	}
 }
 
 const ApiService: TypedServiceSchema<ApiThis> = {
@@ -113,7 +91,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		},
 		ready: {
 			async handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
-				const readiness = await this.readiness();
+				const readiness = await checkReadiness(this.broker, this.config, this.limiter);
 				if (!readiness.ready) ctx.meta.$statusCode = 503;
 				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
 			}
@@ -210,26 +188,6 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			res.setHeader("Content-Type", "application/json; charset=utf-8");
 			if (req.$ctx?.requestID) res.setHeader("X-Request-ID", req.$ctx.requestID);
 			res.end(JSON.stringify(body));
-		},
-
-		async readiness(this: ApiThis) {
-			const checks: Record<string, string> = {};
-			const check = async (name: string, probe: () => Promise<unknown>) => {
-				try {
-					await probe();
-					checks[name] = "ok";
-				} catch (err) {
-					checks[name] = (err as Error).message || "failed";
-				}
-			};
-			await Promise.all([
-				check("store", () => this.broker.call("agents.ping", {}, { timeout: 2000, retries: 0 })),
-				this.config.transporter
-					? check("transporter", () => probeTransporter(this.broker, 1500))
-					: Promise.resolve(),
-				this.limiter instanceof RedisRateLimiter ? check("redis", () => (this.limiter as RedisRateLimiter).ping()) : Promise.resolve()
-			]);
-			return { ready: Object.values(checks).every(v => v === "ok"), checks };
 		}
 	},
 

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
+import { COLLECTIONS } from "../src/storage/collections";
 import { appConfig } from "../src/platform/app-config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import type { Filter } from "../src/storage/entity-store";
@@ -30,12 +31,7 @@ interface AuditQuery {
 const AuditService: TypedServiceSchema<AuditThis> = {
 	name: "audit",
 	mixins: [
-		storageMixin({
-			name: "audit",
-			idField: "id",
-			queryable: { timestamp: "string", actor: "string", action: "string", result: "string" },
-			indexes: [["timestamp"], ["actor", "timestamp"], ["action", "timestamp"]]
-		})
+		storageMixin(COLLECTIONS.audit)
 	],
 
 	actions: {

@@ -8,20 +8,21 @@
  * broadcast to every pipelines node, reports a stage task's end; when several nodes decide on it,
  * one commit wins and the others find the stage already moved on.
  */
-import type { Context, Errors, Service } from "moleculer";
+import type { Context, Errors } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { validatePipeline } from "../src/domain/pipelines/dag";
+import { pipelineDefinitionsMixin, type DefinitionsThis } from "../mixins/pipeline-definitions.mixin";
 import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
 import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { invalid, notFound } from "../src/platform/errors";
+import { notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
-import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../src/storage/entity-store";
+import { COLLECTIONS } from "../src/storage/collections";
+import { DuplicateKeyError } from "../src/storage/entity-store";
 import { EVENTS, type ErrorCode, type Pipeline, type PipelineExecution, type Principal, type Task } from "../src/types";
 
 type Meta = { user?: Principal | null; idempotencyKey?: string };
@@ -31,39 +32,13 @@ type RunRef = { id: string; run_id: string };
 const ENGINE: Principal = { sub: "system:pipelines", roles: [] };
 const RUNS_IN_DEFINITION = 100;
 
-const RUNS_SPEC: CollectionSpec = {
-	name: "pipeline_runs",
-	idField: "run_id",
-	queryable: { pipeline_id: "string", status: "string", created_at: "string", version: "number", notification_due: "boolean" },
-	indexes: [["status"], ["pipeline_id", "created_at"], ["notification_due"]]
-};
 
-const DEFINITIONS_SPEC: CollectionSpec = {
-	name: "pipelines",
-	idField: "pipeline_id",
-	queryable: { name: "string", created_at: "string" },
-	indexes: [["created_at"], ["name"]]
-};
-
-/**
- * The storage mixin gives a service one collection; definitions live in a second one, held by a
- * private companion service (no actions) that this service creates and owns.
- */
-const DEFINITIONS_HOST = "pipeline-definitions";
-type DefinitionsHost = Service & StorageThis<Pipeline>;
-
-interface PipelinesThis extends Service, StorageThis<StoredRun> {
+interface PipelinesThis extends DefinitionsThis, StorageThis<StoredRun> {
 	config: AppConfig;
 	actor: EntityActor<StoredRun>;
 	notifier: RunNotifier;
-	/** Definitions never change once created. */
-	pipelineCache: Map<string, Pipeline>;
-	definitionsHost: DefinitionsHost;
-	definitionsReady: Promise<void>;
 	/** Set once stopped: background work (resume) gives up. */
 	halted: boolean;
-	definitions(): Promise<EntityStore<Pipeline>>;
-	pipelineOf(id: string): Promise<Pipeline>;
 	runOf(ref: RunRef): Promise<StoredRun>;
 	applyRun(runId: string, pipeline: Pipeline, event: RunEvent): Promise<StoredRun>;
 	execute(outcome: Outcome<StoredRun, RunEffect>, pipeline: Pipeline): Promise<void>;
@@ -78,46 +53,9 @@ const isApiError = (err: unknown, ...codes: ErrorCode[]) => codes.includes((err 
 
 const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	name: "pipelines",
-	mixins: [storageMixin(RUNS_SPEC)],
+	mixins: [storageMixin(COLLECTIONS.runs), pipelineDefinitionsMixin],
 
 	actions: {
-		create: {
-			// The whole body is checked by the dag's validator, which names every problem (cycles, indices, types).
-			async handler(this: PipelinesThis, ctx: Context<unknown, Meta>): Promise<Pipeline> {
-				const checked = validatePipeline(ctx.params);
-				if (!checked.ok) throw invalid(checked.errors);
-				const key = ctx.meta.idempotencyKey;
-				const now = new Date().toISOString();
-				const pipeline: Pipeline = {
-					pipeline_id: key ? idempotentId("pipeline", [ctx.meta.user?.sub ?? "anonymous"], key) : newId("pipeline"),
-					...checked.value,
-					created_at: now,
-					updated_at: now
-				};
-				try {
-					await (await this.definitions()).insert(pipeline);
-				} catch (err) {
-					if (!(err instanceof DuplicateKeyError)) throw err;
-					return this.pipelineOf(pipeline.pipeline_id);
-				}
-				this.pipelineCache.set(pipeline.pipeline_id, pipeline);
-				return pipeline;
-			}
-		},
-
-		list: {
-			params: {
-				limit: { type: "number", integer: true, min: 1, max: 1000, default: 100, convert: true },
-				offset: { type: "number", integer: true, min: 0, default: 0, convert: true }
-			},
-			async handler(this: PipelinesThis, ctx: Context<{ limit: number; offset: number }>) {
-				const { limit, offset } = ctx.params;
-				const store = await this.definitions();
-				const [pipelines, total] = await Promise.all([store.find({ sort: [["created_at", -1]], limit, offset }), store.count()]);
-				return { pipelines, total, limit, offset };
-			}
-		},
-
 		get: {
 			params: { id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<{ id: string }>) {
@@ -196,20 +134,6 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	},
 
 	methods: {
-		async definitions(this: PipelinesThis) {
-			await this.definitionsReady;
-			return this.definitionsHost.store;
-		},
-
-		async pipelineOf(this: PipelinesThis, id: string) {
-			const cached = this.pipelineCache.get(id);
-			if (cached) return cached;
-			const pipeline = await (await this.definitions()).get(id);
-			if (!pipeline) throw notFound("Pipeline", id);
-			this.pipelineCache.set(id, pipeline);
-			return pipeline;
-		},
-
 		/** The run as stored (never an older cached copy), and only under its own pipeline. */
 		async runOf(this: PipelinesThis, { id, run_id }: RunRef) {
 			const run = await this.store.get(run_id);
@@ -308,7 +232,6 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	created(this: PipelinesThis) {
 		this.config = appConfig(this.broker);
 		this.notifier = new RunNotifier(this.broker, this.config, this.logger);
-		this.pipelineCache = new Map();
 		this.halted = false;
 		// Without a transporter this node is the runs' only writer and may trust its own copies.
 		const live = new Map<string, StoredRun>();
@@ -324,20 +247,9 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				delete: id => live.delete(id)
 			}
 		});
-		let markReady: () => void = () => undefined;
-		this.definitionsReady = new Promise(resolve => (markReady = resolve));
-		// Started by the broker with every other local service; its `started` runs once the store is open.
-		this.definitionsHost = this.broker.createService({
-			name: DEFINITIONS_HOST,
-			mixins: [storageMixin(DEFINITIONS_SPEC)],
-			started() {
-				markReady();
-			}
-		}) as DefinitionsHost;
 	},
 
-	async started(this: PipelinesThis) {
-		await this.definitionsReady;
+	started(this: PipelinesThis) {
 		// Not awaited: resuming waits for the tasks service, which may live on a node that joins later.
 		void this.resume().catch(err => this.logger.error({ err }, "resume failed"));
 	},
@@ -345,8 +257,6 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	async stopped(this: PipelinesThis) {
 		this.halted = true;
 		this.notifier.close();
-		// Destroyed alone (hot reload) rather than with the broker: take the companion along, or the next instance would find two.
-		if (!this.broker.stopping) await this.broker.destroyService(this.definitionsHost).catch(() => undefined);
 	}
 };
 

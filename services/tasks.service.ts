@@ -10,22 +10,18 @@
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
-import { isTerminal } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { localGatewayPort, localGatewayServer } from "../src/gateway/local-gateway";
-import { Deliveries, type DeliveryOutcome } from "../src/runtime/delivery";
-import { Dispatcher } from "../src/runtime/dispatcher";
-import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
+import { localGatewayServer } from "../src/gateway/local-gateway";
+import type { DeliveryOutcome } from "../src/runtime/delivery";
+import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
-import { KeyedTimers } from "../src/runtime/keyed-timers";
-import { Ownership } from "../src/runtime/ownership";
-import { DuplicateKeyError, type CollectionSpec, type Filter } from "../src/storage/entity-store";
+import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
+import { COLLECTIONS } from "../src/storage/collections";
+import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
 import { EVENTS, PRIORITIES, TASK_STATUSES, type Agent, type AgentUpdatedEvent, type Principal, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
 
-/** The stored record: the wire task plus its compare-and-set version and the node that owns it. */
-export type StoredTask = Task & { version: number; owner_node: string };
 type Meta = { user?: Principal | null; idempotencyKey?: string; forwarded?: boolean; taskId?: string };
 type Applied = Outcome<StoredTask, TaskEffect>;
 
@@ -33,26 +29,9 @@ type Applied = Outcome<StoredTask, TaskEffect>;
 const UNREACHABLE_RETRY_MS = 250;
 const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
 
-const TASKS_SPEC: CollectionSpec = {
-	name: "tasks",
-	idField: "task_id",
-	queryable: {
-		status: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
-		priority: "string", created_at: "string", version: "number", owner_node: "string"
-	},
-	indexes: [["status", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"]]
-};
-
 interface TasksThis extends Service, StorageThis<StoredTask> {
 	config: AppConfig;
-	/** Open tasks this node owns, by id: the actor's trusted copies. */
-	live: Map<string, StoredTask>;
-	actor: EntityActor<StoredTask>;
-	ownership: Ownership<StoredTask>;
-	dispatcher: Dispatcher;
-	deliveries: Deliveries;
-	attemptTimers: KeyedTimers;
-	retryTimers: KeyedTimers;
+	runtime: TaskRuntime;
 	context(): TaskContext;
 	apply(id: string, event: TaskEvent): Promise<Applied>;
 	applyQuietly(id: string, event: TaskEvent): Promise<void>;
@@ -61,18 +40,11 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	deliver(task: StoredTask, agentId: string): Promise<void>;
 	resume(task: StoredTask): Promise<void>;
 	requeueFromAgent(agentId: string, reason: string): Promise<void>;
-	callbackBase(): string;
-}
-
-/** The public shape: internals dropped. */
-export function toWire(task: StoredTask): Task {
-	const { version: _version, owner_node: _owner, ...wire } = task;
-	return wire;
 }
 
 const TasksService: TypedServiceSchema<TasksThis> = {
 	name: "tasks",
-	mixins: [storageMixin(TASKS_SPEC)],
+	mixins: [storageMixin(COLLECTIONS.tasks)],
 
 	actions: {
 		create: {
@@ -98,9 +70,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 				} catch (err) {
 					if (!(err instanceof DuplicateKeyError)) throw err;
 					// The same key again: answer with the task it made.
-					return toWire(await this.actor.load(taskId));
+					return toWire(await this.runtime.actor.load(taskId));
 				}
-				this.live.set(taskId, stored);
+				this.runtime.live.set(taskId, stored);
 				this.execute({ entity: stored, previous: stored, changed: true, effects });
 				return toWire(stored);
 			}
@@ -109,7 +81,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		get: {
 			params: { id: "string" },
 			async handler(this: TasksThis, ctx: Context<{ id: string }>) {
-				return toWire(await this.actor.load(ctx.params.id));
+				return toWire(await this.runtime.actor.load(ctx.params.id));
 			}
 		},
 
@@ -170,16 +142,16 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		/** A core node died: the survivors race (compare-and-set) to adopt its open tasks. */
 		async "$node.disconnected"(this: TasksThis, ctx: Context<{ node: { id: string } }>) {
 			const dead = ctx.params.node.id;
-			await this.ownership.adoptOrphans(await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: dead } }), owner => owner === dead);
-			this.dispatcher.schedule();
+			await this.runtime.ownership.adoptOrphans(await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: dead } }), owner => owner === dead);
+			this.runtime.dispatcher.schedule();
 		},
 
 		async [EVENTS.agentUpdated](this: TasksThis, ctx: Context<AgentUpdatedEvent>) {
 			const { agent, removed } = ctx.params;
-			if (removed) this.dispatcher.agents.delete(agent.id);
-			else this.dispatcher.agents.set(agent.id, agent);
+			if (removed) this.runtime.dispatcher.agents.delete(agent.id);
+			else this.runtime.dispatcher.agents.set(agent.id, agent);
 			if (removed || agent.status === "offline") await this.requeueFromAgent(agent.id, removed ? "was deregistered" : "went offline");
-			this.dispatcher.schedule();
+			this.runtime.dispatcher.schedule();
 		}
 	},
 
@@ -189,7 +161,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		},
 
 		async apply(this: TasksThis, id: string, event: TaskEvent) {
-			const applied = await this.actor.change(id, task => decideTask(task, event, this.context()));
+			const applied = await this.runtime.actor.change(id, task => decideTask(task, event, this.context()));
 			this.execute(applied);
 			return applied;
 		},
@@ -201,7 +173,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 
 		/** A call about one task: decided on the node that owns it. */
 		async onCall(this: TasksThis, ctx: Context<{ id: string }, Meta>, event: TaskEvent) {
-			const routed = await this.ownership.route<Task>(ctx, this.live.has(ctx.params.id));
+			const routed = await this.runtime.ownership.route<Task>(ctx, this.runtime.live.has(ctx.params.id));
 			if (routed.forwarded) return routed.result;
 			return toWire((await this.apply(ctx.params.id, event)).entity);
 		},
@@ -227,33 +199,33 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 						void this.deliver(task, effect.agentId);
 						break;
 					case "arm-attempt-timer":
-						this.attemptTimers.set(id, effect.at, () => void this.applyQuietly(id, { type: "timeout", attempt: effect.attempt }));
+						this.runtime.attemptTimers.set(id, effect.at, () => void this.applyQuietly(id, { type: "timeout", attempt: effect.attempt }));
 						break;
 					case "arm-retry-timer":
-						this.retryTimers.set(id, effect.at, () => void this.applyQuietly(id, { type: "retry-due" }));
+						this.runtime.retryTimers.set(id, effect.at, () => void this.applyQuietly(id, { type: "retry-due" }));
 						break;
 					case "clear-attempt-timer":
-						this.attemptTimers.clear(id);
+						this.runtime.attemptTimers.clear(id);
 						break;
 					case "clear-timers":
-						this.attemptTimers.clear(id);
-						this.retryTimers.clear(id);
+						this.runtime.attemptTimers.clear(id);
+						this.runtime.retryTimers.clear(id);
 						break;
 					case "agent-load":
-						this.dispatcher.markLoadChanged(effect.agentId);
+						this.runtime.dispatcher.markLoadChanged(effect.agentId);
 						break;
 					case "dispatch":
-						this.dispatcher.schedule();
+						this.runtime.dispatcher.schedule();
 						break;
 				}
 		},
 
 		/** Hands the claimed attempt to the agent's transport and turns what it says into the task's next event. */
 		async deliver(this: TasksThis, task: StoredTask, agentId: string) {
-			const agent = this.dispatcher.agents.get(agentId);
+			const agent = this.runtime.dispatcher.agents.get(agentId);
 			const attempt = task.attempt;
 			const outcome: DeliveryOutcome = agent
-				? await this.deliveries.for(agent).deliver(task, agent)
+				? await this.runtime.deliveries.for(agent).deliver(task, agent)
 				: { kind: "unreachable", reason: "it is no longer registered", delivered: false };
 			switch (outcome.kind) {
 				case "accepted":
@@ -271,8 +243,8 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 
 		/** Takes up an owned open task whose in-memory state was lost (restart, adoption). */
 		async resume(this: TasksThis, task: StoredTask) {
-			this.live.set(task.task_id, task);
-			const agent = task.assigned_agent ? this.dispatcher.agents.get(task.assigned_agent) : undefined;
+			this.runtime.live.set(task.task_id, task);
+			const agent = task.assigned_agent ? this.runtime.dispatcher.agents.get(task.assigned_agent) : undefined;
 			// Only an HTTP agent that is still around can report on an attempt this node did not start.
 			const agentCanReport = Boolean(agent && agent.status !== "offline" && !agent.node_id);
 			await this.applyQuietly(task.task_id, { type: "start", agentCanReport });
@@ -282,79 +254,43 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		async requeueFromAgent(this: TasksThis, agentId: string, reason: string) {
 			const running = await this.store.find({ filter: { assigned_agent: agentId, status: "running" } });
 			for (const t of running) await this.applyQuietly(t.task_id, { type: "agent-lost", agentId, reason });
-		},
-
-		callbackBase(this: TasksThis) {
-			return this.config.publicUrl ?? `http://127.0.0.1:${localGatewayPort(this.broker) ?? this.config.serverPort}`;
 		}
 	},
 
 	created(this: TasksThis) {
 		this.config = appConfig(this.broker);
-		const live = (this.live = new Map());
-		this.attemptTimers = new KeyedTimers();
-		this.retryTimers = new KeyedTimers();
-		this.actor = new EntityActor<StoredTask>({
-			kind: "Task",
-			idField: "task_id",
-			store: () => this.store,
-			maxTries: 6,
-			stamp: now => ({ updated_at: now.toISOString() }),
-			cache: {
-				get: id => live.get(id),
-				put: task => (isTerminal(task.status) ? live.delete(task.task_id) : live.set(task.task_id, task)),
-				delete: id => live.delete(id)
-			}
-		});
-		this.ownership = new Ownership<StoredTask>({
+		this.runtime = new TaskRuntime({
 			broker: this.broker,
+			config: this.config,
 			logger: this.logger,
-			service: "tasks",
-			actor: this.actor,
-			idOf: task => task.task_id,
-			isOpen: task => !isTerminal(task.status),
-			onAdopted: task => this.resume(task)
-		});
-		this.deliveries = new Deliveries({ broker: this.broker, config: this.config, callbackBase: () => this.callbackBase() });
-		this.dispatcher = new Dispatcher({
-			nodeId: this.broker.nodeID,
-			maxConcurrentTasks: this.config.maxConcurrentTasks,
-			liveTasks: () => live.values(),
-			available: (agent, now) => this.deliveries.for(agent).available(agent.id, now),
-			claim: async (taskId, agentId) => {
-				const agent = this.dispatcher.agents.get(agentId);
-				if (agent) await this.applyQuietly(taskId, { type: "claim", agent: { id: agent.id, name: agent.name } });
-			},
-			reportLoad: (agentId, running) =>
-				void this.broker.call("agents.setLoad", { id: agentId, node_id: this.broker.nodeID, running_tasks: running }).catch(() => undefined),
-			onError: err => this.logger.error({ err }, "dispatch failed")
+			store: () => this.store,
+			claim: (taskId, agent) => this.applyQuietly(taskId, { type: "claim", agent: { id: agent.id, name: agent.name } }),
+			resume: task => this.resume(task)
 		});
 	},
 
 	async started(this: TasksThis) {
 		if (!this.config.publicUrl && !localGatewayServer(this.broker))
 			this.logger.warn("PUBLIC_URL is not set and no gateway runs on this node: HTTP agents will be told to call back to 127.0.0.1");
-		this.dispatcher.start();
+		this.runtime.start();
 		// Resume: our own open tasks, and those of owners that are no longer alive (after a restart, our
 		// node id may be new). With a transporter, first give the other nodes time to be discovered.
 		void (async () => {
 			await this.broker.waitForServices(["agents"]);
 			const { agents } = await this.broker.call<{ agents: Agent[] }, Record<string, never>>("agents.list", {});
-			for (const a of agents) this.dispatcher.agents.set(a.id, a);
+			for (const a of agents) this.runtime.dispatcher.agents.set(a.id, a);
 			const mine = await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: this.broker.nodeID } });
 			// Not those this node has taken up since it started: it drives them already, and its copy is newer.
-			for (const t of mine) if (!this.live.has(t.task_id)) await this.resume(t);
+			for (const t of mine) if (!this.runtime.live.has(t.task_id)) await this.resume(t);
 			if (this.config.transporter) await new Promise(r => setTimeout(r, this.config.broker.nodeHeartbeatTimeoutSec * 1000).unref());
 			const open = await this.store.find({ filter: { status: { $in: OPEN_STATUSES } } });
-			await this.ownership.adoptOrphans(open, owner => !this.ownership.nodeAlive(owner));
-			this.dispatcher.schedule();
+			await this.runtime.ownership.adoptOrphans(open, owner => !this.runtime.ownership.nodeAlive(owner));
+			this.runtime.dispatcher.schedule();
 		})().catch(err => this.logger.error({ err }, "resume failed"));
 	},
 
 	stopped(this: TasksThis) {
-		this.dispatcher.stop();
-		this.attemptTimers.clearAll();
-		this.retryTimers.clearAll();
+		this.runtime.stop();
 	}
 };
 
