@@ -16,10 +16,14 @@ export type BalancingStrategy = "RoundRobin" | "Random" | "CpuUsage" | "Latency"
 
 /** The secrets a trusted node holds. */
 export interface Secrets {
-	/** HS256 secret shared with the Flask service. */
+	/** HS256 secret shared with the Flask service: whoever holds it is trusted (it mints admin tokens). */
 	jwtSecret: string;
 	/** Key for agent registration and token exchange. */
 	apiKey: string;
+	/** Key of webhook signatures; generated in development, required in production once a run names a webhook. */
+	webhookSecret?: string;
+	/** When set, `GET /metrics` needs it as a bearer token. */
+	metricsToken?: string;
 }
 
 /** What `npm run agent` (and any node with the agent mixin) registers as. */
@@ -27,6 +31,26 @@ export interface AgentNodeSettings {
 	name: string;
 	capabilities: string[];
 	concurrency: number;
+	/** The reference agent reads and writes local files only inside this folder (absolute). */
+	dataRoot: string;
+}
+
+/** Verification rules for HS256 tokens (the Flask service's). */
+export interface JwtSettings {
+	/** The claim that holds the roles. */
+	rolesClaim: string;
+	/** When set, `iss` must match. */
+	issuer?: string;
+	/** When set, `aud` must match. */
+	audience?: string;
+}
+
+/** Every URL the server calls is checked against these (see src/runtime/egress.ts). */
+export interface EgressSettings {
+	/** CIDRs or host names refused: the production defaults plus EGRESS_DENY. */
+	deny: string[];
+	/** CIDRs or host names allowed even when denied above (EGRESS_ALLOW). */
+	allow: string[];
 }
 
 /** Everything the environment says except the secrets. */
@@ -77,6 +101,16 @@ export interface NodeSettings {
 	flaskApiUrl?: string;
 
 	agent: AgentNodeSettings;
+	/** Lifetime of an agent token; heartbeats renew it. */
+	agentTokenTtlSec: number;
+	/** An agent offline this long is removed (hours, decimals allowed). */
+	agentRetentionHours: number;
+	jwt: JwtSettings;
+	egress: EgressSettings;
+	/** Unauthenticated socket.io and /ws connections at once from one address. */
+	wsMaxUnauthenticatedPerIp: number;
+	/** Transporter credentials besides a URL's user:password (NATS token or nkey/creds file). */
+	transporterAuth: { token?: string; credsFile?: string };
 
 	broker: {
 		namespace: string;
@@ -156,11 +190,38 @@ function list(env: Env, name: string): string[] | undefined {
 	return items?.length ? items : undefined;
 }
 
-function agentSettings(env: Env): AgentNodeSettings {
+function decimal(env: Env, name: string, fallback: number, min: number): number {
+	const raw = text(env, name);
+	if (raw === undefined) return fallback;
+	const value = Number(raw);
+	if (!Number.isFinite(value) || value < min) throw new ConfigError(name, `expected a number >= ${min}, got "${raw}"`);
+	return value;
+}
+
+/** Loopback, link-local (cloud metadata at 169.254.169.254 included), unspecified and multicast, IPv4 and IPv6. */
+export const PRODUCTION_EGRESS_DENY = ["127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8"];
+
+/** Folders that hold secrets or the system: never a data root, nor inside one, nor containing one. */
+function forbiddenRoots(dataDir: string): string[] {
+	return [dataDir, "/proc", "/etc", "/sys", "/dev", "/root", "/boot", "/home", os.homedir()];
+}
+
+const inside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+
+function dataRoot(env: Env, dataDir: string): string {
+	const root = path.resolve(text(env, "AGENT_DATA_ROOT") ?? "./agent-data");
+	if (root === path.parse(root).root) throw new ConfigError("AGENT_DATA_ROOT", "must not be the file system's root");
+	const clash = forbiddenRoots(dataDir).find(folder => inside(root, folder) || inside(folder, root));
+	if (clash) throw new ConfigError("AGENT_DATA_ROOT", `must not be, contain or lie inside ${clash} (it holds secrets or the system)`);
+	return root;
+}
+
+function agentSettings(env: Env, dataDir: string): AgentNodeSettings {
 	return {
 		name: text(env, "AGENT_NAME") ?? `reference-agent-${os.hostname()}`,
 		capabilities: list(env, "AGENT_CAPABILITIES") ?? [...STAGE_TYPES],
-		concurrency: integer(env, "AGENT_CONCURRENCY", 2, 1)
+		concurrency: integer(env, "AGENT_CONCURRENCY", 2, 1),
+		dataRoot: dataRoot(env, dataDir)
 	};
 }
 
@@ -179,6 +240,7 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 	if (!STRATEGIES.includes(strategy))
 		throw new ConfigError("BALANCING_STRATEGY", `one of ${STRATEGIES.join(", ")}`);
 	const cors = text(env, "CORS_ORIGINS");
+	const dataDir = path.resolve(text(env, "DATA_DIR") ?? "./data");
 
 	const config: EnvConfig = {
 		nodeEnv,
@@ -189,11 +251,16 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 		logLevel: logLevel(env),
 		logDir: text(env, "LOG_DIR"),
 		storage: mongodbUri ? "mongo" : databaseUrl ? "postgres" : "nedb",
-		dataDir: path.resolve(text(env, "DATA_DIR") ?? "./data"),
+		dataDir,
 		mongodbUri,
 		databaseUrl,
 		redisUrl: text(env, "REDIS_URL"),
-		secrets: { jwtSecret: text(env, "JWT_SECRET"), apiKey: text(env, "API_KEY") },
+		secrets: {
+			jwtSecret: text(env, "JWT_SECRET"),
+			apiKey: text(env, "API_KEY"),
+			webhookSecret: text(env, "WEBHOOK_SECRET"),
+			metricsToken: text(env, "METRICS_TOKEN")
+		},
 		corsOrigins: !cors || cors === "*" ? "*" : cors.split(",").map(o => o.trim()).filter(Boolean),
 		bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1024 * 1024, 1),
 		rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 600, 1),
@@ -216,7 +283,13 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 		smtpFrom: text(env, "SMTP_FROM") ?? "mcp-server@localhost",
 		auditRetentionDays: integer(env, "AUDIT_RETENTION_DAYS", 90, 1),
 		flaskApiUrl: text(env, "FLASK_API_URL"),
-		agent: agentSettings(env),
+		agent: agentSettings(env, dataDir),
+		agentTokenTtlSec: integer(env, "AGENT_TOKEN_TTL_SEC", 86_400, 60),
+		agentRetentionHours: decimal(env, "AGENT_RETENTION_HOURS", 168, 0.001),
+		jwt: { rolesClaim: text(env, "JWT_ROLES_CLAIM") ?? "roles", issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") },
+		egress: { deny: [...(production ? PRODUCTION_EGRESS_DENY : []), ...(list(env, "EGRESS_DENY") ?? [])], allow: list(env, "EGRESS_ALLOW") ?? [] },
+		wsMaxUnauthenticatedPerIp: integer(env, "WS_MAX_UNAUTHENTICATED_PER_IP", 20, 1),
+		transporterAuth: { token: text(env, "TRANSPORTER_TOKEN"), credsFile: text(env, "TRANSPORTER_CREDS_FILE") },
 		broker: {
 			namespace: text(env, "NAMESPACE") ?? "mcp",
 			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
@@ -248,5 +321,7 @@ export const CONFIG_VARIABLES = [
 	"REQUEST_TIMEOUT_MS", "REQUEST_RETRIES", "REQUEST_RETRY_DELAY_MS", "CIRCUIT_BREAKER_THRESHOLD",
 	"CIRCUIT_BREAKER_WINDOW_MS", "CIRCUIT_BREAKER_HALF_OPEN_MS", "BULKHEAD_CONCURRENCY", "BULKHEAD_MAX_QUEUE",
 	"BALANCING_STRATEGY", "NAMESPACE", "NODE_HEARTBEAT_INTERVAL_SEC", "NODE_HEARTBEAT_TIMEOUT_SEC", "SERVICES", "SERVICEDIR",
-	"AGENT_NAME", "AGENT_CAPABILITIES", "AGENT_CONCURRENCY"
+	"AGENT_NAME", "AGENT_CAPABILITIES", "AGENT_CONCURRENCY", "AGENT_DATA_ROOT", "AGENT_TOKEN_TTL_SEC", "AGENT_RETENTION_HOURS",
+	"EGRESS_DENY", "EGRESS_ALLOW", "WEBHOOK_SECRET", "METRICS_TOKEN", "JWT_ROLES_CLAIM", "JWT_ISSUER", "JWT_AUDIENCE",
+	"TRANSPORTER_TOKEN", "TRANSPORTER_CREDS_FILE", "WS_MAX_UNAUTHENTICATED_PER_IP"
 ] as const;
