@@ -7,7 +7,7 @@ import { TEST_SECRETS } from "../support/broker";
 import { client, request, waitFor } from "../support/http";
 import { createTestDatabase, type TestDatabase } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
-import { POSTGRES, requireService } from "../support/services";
+import { describeWith, POSTGRES, type Requirement } from "../support/services";
 
 const registration = (name: string, extra: Record<string, unknown> = {}) => ({
 	name,
@@ -17,10 +17,11 @@ const registration = (name: string, extra: Record<string, unknown> = {}) => ({
 	...extra
 });
 
-const stores: Array<{ name: string; env: () => Promise<Record<string, string>>; done?: () => Promise<void> }> = [{ name: "embedded NeDB", env: async () => ({}) }];
+const stores: Array<{ name: string; needs: Requirement[]; env: () => Promise<Record<string, string>>; done?: () => Promise<void> }> = [{ name: "embedded NeDB", needs: [], env: async () => ({}) }];
 let pg: TestDatabase | undefined;
 stores.push({
 	name: "PostgreSQL",
+	needs: [POSTGRES],
 	env: async () => {
 		pg = await createTestDatabase();
 		return { DATABASE_URL: pg.url };
@@ -28,15 +29,12 @@ stores.push({
 	done: async () => pg?.drop()
 });
 
-describe.each(stores)("agents API on $name", store => {
+for (const store of stores) describeWith(...store.needs)(`agents API on ${store.name}`, () => {
 	let server: TestServer;
-	let run = true;
 	let operator: ReturnType<typeof client>;
 	let viewer: ReturnType<typeof client>;
 
 	beforeAll(async () => {
-		if (store.name === "PostgreSQL") run = await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port);
-		if (!run) return;
 		server = await startServer({ ...(await store.env()), MAX_AGENTS: "5", HEARTBEAT_TIMEOUT_MS: "600", HEALTH_CHECK_INTERVAL_MS: "200" });
 		operator = client(server.url, server.token(["operator"], "olive"));
 		viewer = client(server.url, server.token(["viewer"], "vic"));
@@ -45,8 +43,6 @@ describe.each(stores)("agents API on $name", store => {
 		await server?.stop();
 		await store.done?.();
 	});
-	const it = (name: string, fn: () => Promise<void>) => test(name, async () => (run ? fn() : undefined));
-
 	it("registers with the API key: 201 with id, token and the spec's fields", async () => {
 		const res = await request(server.url, "POST", "/api/v1/agents/register", {
 			body: registration("data-processor", { endpoints: { task: "http://127.0.0.1:1/task", health: "http://127.0.0.1:1/health" } }),

@@ -9,20 +9,17 @@ import { client, request, waitFor } from "../support/http";
 import { silent, postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase } from "../support/postgres";
 import { mintToken } from "../../src/platform/tokens";
-import { POSTGRES, requireService } from "../support/services";
+import { describeWith, MONGODB, POSTGRES } from "../support/services";
 
 jest.setTimeout(120_000);
 
-/** PostgreSQL always (required in CI); MongoDB as well when MONGODB_URI points at a server. */
+/** PostgreSQL always (required in CI); MongoDB as well when MONGODB_URI points at a server (skipped without). */
 const SHARED_STORES = [
-	{ name: "PostgreSQL", env: async () => { const db = await createTestDatabase(); return { env: { DATABASE_URL: db.url }, drop: () => db.drop() }; } },
-	...(process.env.MONGODB_URI
-		? [{ name: "MongoDB", env: async () => ({ env: { MONGODB_URI: process.env.MONGODB_URI!.replace(/\/[^/?]*(\?|$)/, `/mcp_cluster_${randomBytes(4).toString("hex")}$1`) }, drop: async () => undefined }) }]
-		: [])
+	{ name: "PostgreSQL", needs: POSTGRES, env: async () => { const db = await createTestDatabase(); return { env: { DATABASE_URL: db.url }, drop: () => db.drop() }; } },
+	{ name: "MongoDB", needs: MONGODB, env: async () => ({ env: { MONGODB_URI: process.env.MONGODB_URI!.replace(/\/[^/?]*(\?|$)/, `/mcp_cluster_${randomBytes(4).toString("hex")}$1`) }, drop: async () => undefined }) }
 ];
 
-describe.each(SHARED_STORES)("cluster over NATS with a shared $name store and Redis", store => {
-	let run = true;
+for (const store of SHARED_STORES) describeWith(store.needs)(`cluster over NATS with a shared ${store.name} store and Redis`, () => {
 	let db: { env: Record<string, string>; drop(): Promise<void> };
 	let nats: Awaited<ReturnType<typeof startNatsServer>>;
 	let redis: Awaited<ReturnType<typeof startRedisServer>>;
@@ -41,8 +38,6 @@ describe.each(SHARED_STORES)("cluster over NATS with a shared $name store and Re
 	}
 
 	beforeAll(async () => {
-		run = store.name !== "PostgreSQL" || (await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port));
-		if (!run) return;
 		db = await store.env();
 		[nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
 		env = {
@@ -73,8 +68,6 @@ describe.each(SHARED_STORES)("cluster over NATS with a shared $name store and Re
 		await redis?.kill();
 		await db?.drop();
 	});
-
-	const it = (name: string, fn: () => Promise<void>) => test(name, async () => (run ? fn() : undefined));
 
 	async function httpAgent(name: string, capabilities: string[], cpu = 4, via = "gwA") {
 		const http = await startHttpAgent();

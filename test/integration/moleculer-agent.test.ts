@@ -10,12 +10,11 @@ import { agentMixin, type AgentThis } from "../../mixins/agent.mixin";
 import { createTestBroker, testConfig, TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";
 import { startServer, type TestServer } from "../support/server";
-import { NATS, requireService } from "../support/services";
+import { describeWith, NATS } from "../support/services";
 
 const ROOT = path.resolve(__dirname, "../..");
 
-describe("Moleculer agent nodes over NATS", () => {
-	let run = true;
+describeWith(NATS)("Moleculer agent nodes over NATS", () => {
 	let server: TestServer;
 	let env: Record<string, string>;
 	const children: ChildProcess[] = [];
@@ -28,8 +27,6 @@ describe("Moleculer agent nodes over NATS", () => {
 	}
 
 	beforeAll(async () => {
-		run = await requireService("NATS", NATS.host, NATS.port);
-		if (!run) return;
 		env = {
 			TRANSPORTER: `nats://${NATS.host}:${NATS.port}`,
 			NAMESPACE: `agents-${randomBytes(4).toString("hex")}`,
@@ -46,9 +43,7 @@ describe("Moleculer agent nodes over NATS", () => {
 		await server?.stop();
 	});
 
-	const maybe = (name: string, fn: () => Promise<void>, timeout = 40_000) => test(name, async () => (run ? fn() : undefined), timeout);
-
-	maybe("the reference agent node registers with its node_id and runs a real ingestion task", async () => {
+	test("the reference agent node registers with its node_id and runs a real ingestion task", async () => {
 		spawnNode("dist/agents/agent-node.js", { AGENT_NAME: "ref-1", AGENT_CAPABILITIES: "data-ingestion", NODE_ID: "ref-node-1" });
 		const viewer = client(server.url, server.token(["viewer"]));
 		const agent = await waitFor(async () => (await viewer.get("/api/v1/agents")).body.agents.find((a: { name: string }) => a.name === "ref-1"), 20_000);
@@ -64,9 +59,9 @@ describe("Moleculer agent nodes over NATS", () => {
 		}, 20_000);
 		expect(done).toMatchObject({ status: "completed", assigned_agent: agent.id, error: null });
 		expect(done.result.count).toBe(30);
-	});
+	}, 40_000);
 
-	maybe("killing an agent node mid-task: it goes offline and its task finishes on another agent", async () => {
+	test("killing an agent node mid-task: it goes offline and its task finishes on another agent", async () => {
 		const child = spawnNode("test/support/slow-agent-node.js", { AGENT_NAME: "doomed-node-agent", AGENT_CAPABILITIES: "handover-job", NODE_ID: "doomed-node" });
 		const viewer = client(server.url, server.token(["viewer"]));
 		const doomed = await waitFor(async () => (await viewer.get("/api/v1/agents")).body.agents.find((a: { name: string; status: string }) => a.name === "doomed-node-agent" && a.status === "active"), 20_000);
@@ -92,5 +87,5 @@ describe("Moleculer agent nodes over NATS", () => {
 		expect(done.attempt).toBe(2);
 		expect(done.logs.map((l: { message: string }) => l.message).join("\n")).toMatch(new RegExp(`Agent ${doomed.id} .*; re-queued after attempt 1`));
 		expect((await viewer.get(`/api/v1/agents/${doomed.id}`)).body.status).toBe("offline");
-	});
+	}, 40_000);
 });

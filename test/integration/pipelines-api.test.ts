@@ -13,7 +13,7 @@ import { client, waitFor } from "../support/http";
 import { complete, fail, postJson, silent, startHttpAgent, type AgentScript, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase, type TestDatabase } from "../support/postgres";
 import { loadServiceSchema, startServer, type TestServer } from "../support/server";
-import { NATS, POSTGRES, requireService } from "../support/services";
+import { describeWith, NATS, POSTGRES } from "../support/services";
 import type { StageDefinition, StageDependency, TaskDelivery } from "../../src/types";
 
 type StageSpec = Partial<StageDefinition> & { name: string };
@@ -422,16 +422,13 @@ describe("pipelines", () => {
 	});
 });
 
-describe("two pipelines nodes over NATS sharing one PostgreSQL store", () => {
-	let run = true;
+describeWith(POSTGRES, NATS)("two pipelines nodes over NATS sharing one PostgreSQL store", () => {
 	let db: TestDatabase;
 	let core: TestServer;
 	let second: TestServer;
 	let agent: HttpAgent;
 
 	beforeAll(async () => {
-		run = (await requireService("PostgreSQL", POSTGRES.host, POSTGRES.port)) && (await requireService("NATS", NATS.host, NATS.port));
-		if (!run) return;
 		db = await createTestDatabase();
 		const env = {
 			TRANSPORTER: `nats://${NATS.host}:${NATS.port}`,
@@ -454,7 +451,6 @@ describe("two pipelines nodes over NATS sharing one PostgreSQL store", () => {
 	});
 
 	test("both nodes hear every stage task's end; each run still makes each stage's task exactly once", async () => {
-		if (!run) return;
 		const operator = client(core.url, core.token(["operator"]));
 		expect(second.broker.registry.getServiceList({ onlyLocal: true }).map(s => s.name)).toContain("pipelines");
 		const registered = await operator.post("/api/v1/agents/register", {

@@ -12,7 +12,7 @@ import type { ClusterMessage, PipelineRun, Task } from "../../src/types";
 import { TEST_SECRETS } from "../support/broker";
 import { request, waitFor } from "../support/http";
 import { startServer, type TestServer } from "../support/server";
-import { NATS, requireService } from "../support/services";
+import { describeWith, NATS } from "../support/services";
 
 const REALTIME = ["api", "agents", "realtime"];
 const EVENT_TYPES = ["task_update", "agent_update", "pipeline_progress", "error"] as const;
@@ -488,15 +488,12 @@ describe("real-time events", () => {
 	});
 });
 
-describe("real-time events across two gateways (NATS)", () => {
-	let run = false;
+describeWith(NATS)("real-time events across two gateways (NATS)", () => {
 	let gatewayA: TestServer;
 	let gatewayB: TestServer;
 	const namespace = `rt-${randomUUID().slice(0, 8)}`;
 
 	beforeAll(async () => {
-		run = await requireService("NATS", NATS.host, NATS.port);
-		if (!run) return;
 		const env = { TRANSPORTER: `nats://${NATS.host}:${NATS.port}`, NAMESPACE: namespace, NODE_HEARTBEAT_INTERVAL_SEC: "1" };
 		gatewayA = await startServer({ ...env, NODE_ID: `${namespace}-a` }, ["api", "realtime", "agents"]);
 		gatewayB = await startServer({ ...env, NODE_ID: `${namespace}-b` }, ["api", "realtime"]);
@@ -513,7 +510,6 @@ describe("real-time events across two gateways (NATS)", () => {
 	});
 
 	test("a client on gateway B gets an event caused on gateway A exactly once", async () => {
-		if (!run) return;
 		const onB = await connectIo(gatewayB.url, { token: gatewayB.token(["viewer"]) });
 		const onA = await connectIo(gatewayA.url, { token: gatewayA.token(["viewer"]) });
 		const wsOnB = await WsListener.authenticated(gatewayB.url, gatewayB.token(["viewer"]));
@@ -540,7 +536,6 @@ describe("real-time events across two gateways (NATS)", () => {
 	});
 
 	test("broadcast by an emitter also reaches each gateway exactly once", async () => {
-		if (!run) return;
 		const onB = await connectIo(gatewayB.url, { token: gatewayB.token(["viewer"]) });
 		try {
 			const task = fakeTask();

@@ -11,7 +11,7 @@ import { verifyToken } from "../../src/platform/tokens";
 import type { Agent } from "../../src/types";
 import { tempDir, TEST_SECRETS } from "../support/broker";
 import { startServer, type TestServer } from "../support/server";
-import { NATS, requireService } from "../support/services";
+import { NATS, testWith } from "../support/services";
 
 const ROOT = path.resolve(__dirname, "../..");
 const REPL_JS = path.join(ROOT, "dist/scripts/repl.js");
@@ -148,8 +148,7 @@ describe("npm run repl with TRANSPORTER: a node of the cluster", () => {
 		await server?.stop();
 	});
 
-	test("lists and drains the agents of a server node over NATS", async () => {
-		if (!(await requireService("NATS", NATS.host, NATS.port))) return;
+	testWith(NATS)("lists and drains the agents of a server node over NATS", async () => {
 		const cluster = { TRANSPORTER: `nats://${NATS.host}:${NATS.port}`, NAMESPACE: `repl-${process.pid}-${Date.now()}` };
 		server = await startServer(cluster);
 		await server.broker.call("agents.register", AGENT);
