@@ -176,6 +176,7 @@ const OUTCOMES: { [K in EventType]: Record<TaskStatus, TaskDecision> } = {
 			change: {
 				status: "completed",
 				result: { rows: 3 },
+				error: null,
 				progress: 1,
 				finished_at: NOW_ISO,
 				logs: logsPlus(TASKS.running, "info", "Attempt 1 completed")
@@ -214,17 +215,17 @@ const OUTCOMES: { [K in EventType]: Record<TaskStatus, TaskDecision> } = {
 	},
 	cancel: {
 		pending: {
-			change: { status: "cancelled", finished_at: NOW_ISO, logs: logsPlus(TASKS.pending, "warn", "Task cancelled") },
+			change: { status: "cancelled", finished_at: NOW_ISO, next_attempt_at: null, logs: logsPlus(TASKS.pending, "warn", "Task cancelled") },
 			effects: [ANNOUNCE, CLEAR_TIMERS, DISPATCH]
 		},
 		running: {
-			change: { status: "cancelled", finished_at: NOW_ISO, logs: logsPlus(TASKS.running, "warn", "Task cancelled") },
+			change: { status: "cancelled", finished_at: NOW_ISO, next_attempt_at: null, logs: logsPlus(TASKS.running, "warn", "Task cancelled") },
 			effects: [ANNOUNCE, CLEAR_ATTEMPT, LOAD_A, CLEAR_TIMERS, DISPATCH]
 		},
 		completed: illegal("completed", "cancelled"),
 		failed: illegal("failed", "cancelled"),
 		retrying: {
-			change: { status: "cancelled", finished_at: NOW_ISO, logs: logsPlus(TASKS.retrying, "warn", "Task cancelled") },
+			change: { status: "cancelled", finished_at: NOW_ISO, next_attempt_at: null, logs: logsPlus(TASKS.retrying, "warn", "Task cancelled") },
 			effects: [ANNOUNCE, CLEAR_TIMERS, DISPATCH]
 		},
 		cancelled: illegal("cancelled", "cancelled")

@@ -200,6 +200,8 @@ export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): Task
 			if (on !== "current") return on;
 			return move(task, "completed", {
 				result: event.result,
+				// An earlier attempt's failure is history (in the logs), not the outcome.
+				error: null,
 				progress: 1,
 				finished_at: ctx.now.toISOString(),
 				logs: withLog(task, "info", `Attempt ${task.attempt} completed`, ctx.now)
@@ -215,7 +217,7 @@ export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): Task
 		case "retry-due":
 			return noChange(task.status === "retrying" || task.status === "pending" ? [{ type: "dispatch" }] : []);
 		case "cancel":
-			return move(task, "cancelled", { finished_at: ctx.now.toISOString(), logs: withLog(task, "warn", "Task cancelled", ctx.now) }, [
+			return move(task, "cancelled", { finished_at: ctx.now.toISOString(), next_attempt_at: null, logs: withLog(task, "warn", "Task cancelled", ctx.now) }, [
 				...(task.status === "running" ? attemptEnded(task.assigned_agent) : [{ type: "announce" } as const]),
 				{ type: "clear-timers" },
 				{ type: "dispatch" }
