@@ -1,29 +1,54 @@
 /**
  * A node's secrets, once: given in the environment, or in development generated the first time
- * and kept in DATA_DIR/.secrets.json (mode 0600), so tokens survive a restart. Production never
- * generates: `loadConfig` refuses to start without them.
+ * and kept in DATA_DIR/.secrets.json (DATA_DIR 0700, the file 0600), so tokens survive a restart.
+ * Production never generates: `loadConfig` refuses to start without JWT_SECRET and API_KEY, and a
+ * run that names a webhook is refused without WEBHOOK_SECRET.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { AppConfig, EnvConfig } from "./config";
+import type { AppConfig, EnvConfig, Secrets } from "./config";
 
 interface StoredSecrets {
 	jwt_secret: string;
 	api_key: string;
+	webhook_secret?: string;
 }
 
-export function resolveSecrets(config: EnvConfig): AppConfig {
-	const { jwtSecret, apiKey } = config.secrets;
-	if (jwtSecret && apiKey) return { ...config, secrets: { jwtSecret, apiKey }, secretsGenerated: false };
-	const file = path.join(config.dataDir, ".secrets.json");
-	let stored: StoredSecrets;
+/** DATA_DIR for this node's files: created private to this user. */
+export function ensureDataDir(dataDir: string): void {
+	fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+}
+
+function developmentSecrets(dataDir: string): StoredSecrets {
+	const file = path.join(dataDir, ".secrets.json");
+	let stored: StoredSecrets | undefined;
 	try {
 		stored = JSON.parse(fs.readFileSync(file, "utf8")) as StoredSecrets;
 	} catch {
-		stored = { jwt_secret: randomBytes(32).toString("hex"), api_key: randomBytes(24).toString("hex") };
-		fs.mkdirSync(config.dataDir, { recursive: true });
-		fs.writeFileSync(file, JSON.stringify(stored), { mode: 0o600 });
+		stored = undefined;
 	}
-	return { ...config, secrets: { jwtSecret: jwtSecret ?? stored.jwt_secret, apiKey: apiKey ?? stored.api_key }, secretsGenerated: true };
+	if (stored?.jwt_secret && stored.api_key && stored.webhook_secret) return stored;
+	const complete: StoredSecrets = {
+		jwt_secret: stored?.jwt_secret ?? randomBytes(32).toString("hex"),
+		api_key: stored?.api_key ?? randomBytes(24).toString("hex"),
+		webhook_secret: stored?.webhook_secret ?? randomBytes(32).toString("hex")
+	};
+	ensureDataDir(dataDir);
+	fs.writeFileSync(file, JSON.stringify(complete), { mode: 0o600 });
+	return complete;
+}
+
+export function resolveSecrets(config: EnvConfig): AppConfig {
+	const given = config.secrets;
+	if (given.jwtSecret && given.apiKey && (given.webhookSecret || config.production))
+		return { ...config, secrets: { ...given, jwtSecret: given.jwtSecret, apiKey: given.apiKey }, secretsGenerated: false };
+	const stored = developmentSecrets(config.dataDir);
+	const secrets: Secrets = {
+		...given,
+		jwtSecret: given.jwtSecret ?? stored.jwt_secret,
+		apiKey: given.apiKey ?? stored.api_key,
+		webhookSecret: given.webhookSecret ?? stored.webhook_secret
+	};
+	return { ...config, secrets, secretsGenerated: !given.jwtSecret || !given.apiKey };
 }
