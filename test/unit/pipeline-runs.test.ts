@@ -1,30 +1,11 @@
-import { validatePipeline } from "../../src/domain/pipelines/dag";
 import {
 	acceptsTaskOutcome, cancelledStages, DEFAULT_STAGE_RETRY_COUNT, MAX_STAGE_TIMEOUT_SEC, newRun, runSummary, runView, settle,
-	stageAfterTask, stageTaskParams, type StageTaskOutcome, type StoredRun
+	stageAfterTask, stageTaskParams, type StoredRun
 } from "../../src/domain/pipelines/runs";
-import type { Pipeline, PipelineDefinition, RunStage, TaskStatus } from "../../src/types";
+import type { RunStage } from "../../src/types";
+import { diamond, pipeline, task } from "../support/pipelines";
 
 const NOW = "2024-01-01T00:00:00.000Z";
-
-function pipeline(def: PipelineDefinition): Pipeline {
-	const checked = validatePipeline(def);
-	if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
-	return { pipeline_id: "pipeline-1", ...checked.value, created_at: NOW, updated_at: NOW };
-}
-
-const diamond = pipeline({
-	name: "diamond",
-	stages: [
-		{ name: "source", type: "data-ingestion" },
-		{ name: "left", type: "transformation", parameters: { side: "left" } },
-		{ name: "right", type: "analysis", required: false },
-		{ name: "join", type: "output", timeout: 30, retry_count: 0, required_capabilities: ["disk"] }
-	],
-	dependencies: [{ from: 0, to: 1 }, { from: 0, to: 2 }, { from: 1, to: 3 }, { from: 2, to: 3 }]
-});
-
-const task = (id: string, status: TaskStatus, result: unknown = null, error: string | null = null): StageTaskOutcome => ({ task_id: id, status, result, error });
 
 describe("newRun", () => {
 	test("all stages waiting, inputs kept, notification only when it names a target", () => {

@@ -1,0 +1,260 @@
+/**
+ * decideRegistration and decideAgent, table by table: every event in every agent status, the
+ * heartbeat's reports and access rule, load sums, silence at its boundary, and registration
+ * (defaults, re-registration, MAX_AGENTS). Expected records and decisions are written out.
+ */
+import { decideAgent, decideRegistration, type AgentDecision, type AgentEvent, type RegistrationContext, type StoredAgent } from "../../src/domain/agents/decide";
+import { AGENT_STATUSES, type AgentHeartbeat, type AgentRegistration, type AgentStatus, type Principal } from "../../src/types";
+
+const REGISTERED = "2026-01-01T00:00:00.000Z";
+const LAST_HEARD = "2026-01-01T00:00:30.000Z";
+/** The decider's clock: a minute after the agent was last heard from. */
+const NOW = "2026-01-01T00:01:30.000Z";
+const ctx = { now: new Date(NOW) };
+
+function agent(status: AgentStatus, fields: Partial<StoredAgent> = {}): StoredAgent {
+	return {
+		id: "agent-1",
+		name: "crawler",
+		type: "worker",
+		status,
+		capabilities: ["fetch"],
+		endpoints: { health: "http://crawler.test/health" },
+		resources: { cpu: 2 },
+		node_id: "node-a",
+		service: "crawler",
+		current_load: 0.25,
+		running_tasks: 1,
+		running_by_node: { "core-2": 1 },
+		last_heartbeat: LAST_HEARD,
+		registered_at: REGISTERED,
+		updated_at: LAST_HEARD,
+		version: 3,
+		...fields
+	};
+}
+
+const NOTHING: AgentDecision = { change: null, effects: [] };
+const announce = (previous: AgentStatus) => [{ type: "announce" as const, previous }];
+
+/** A status change, announced with the status it left. */
+const moved = (previous: AgentStatus, status: AgentStatus, extra: Partial<StoredAgent> = {}): AgentDecision => ({
+	change: { status, updated_at: NOW, ...extra },
+	effects: announce(previous)
+});
+
+/** A heartbeat's write: always the status and both clocks; announced only when it is news. */
+const heartbeat = (status: AgentStatus, news: AgentStatus | null, extra: Partial<StoredAgent> = {}): AgentDecision => ({
+	change: { status, last_heartbeat: NOW, updated_at: NOW, ...extra },
+	effects: news ? announce(news) : []
+});
+
+/** A healthy poll of an agent that needs no status change: it counts as being heard from, nothing more. */
+const HEARD: AgentDecision = { change: { last_heartbeat: NOW }, effects: [] };
+
+const loaded = (previous: AgentStatus): AgentDecision => ({
+	change: { running_by_node: { "core-2": 1, "core-1": 2 }, running_tasks: 3 },
+	effects: announce(previous)
+});
+
+// ---------- every event in every status ----------
+
+const EVENTS: Record<string, AgentEvent> = {
+	heartbeat: { type: "heartbeat", report: {} },
+	silence: { type: "silence", timeoutMs: 30_000 },
+	"health (healthy)": { type: "health", healthy: true },
+	"health (unhealthy)": { type: "health", healthy: false },
+	drain: { type: "drain" },
+	"node-left": { type: "node-left" },
+	load: { type: "load", node_id: "core-1", running_tasks: 2 }
+};
+
+const MATRIX: Record<keyof typeof EVENTS, Record<AgentStatus, AgentDecision>> = {
+	heartbeat: {
+		active: heartbeat("active", null),
+		busy: heartbeat("active", "busy"),
+		unhealthy: heartbeat("active", "unhealthy"),
+		offline: heartbeat("active", "offline"),
+		draining: heartbeat("draining", null)
+	},
+	silence: {
+		active: moved("active", "offline"),
+		busy: moved("busy", "offline"),
+		unhealthy: moved("unhealthy", "offline"),
+		offline: NOTHING,
+		draining: moved("draining", "offline")
+	},
+	"health (healthy)": {
+		active: HEARD,
+		busy: HEARD,
+		unhealthy: moved("unhealthy", "active", { last_heartbeat: NOW }),
+		offline: moved("offline", "active", { last_heartbeat: NOW }),
+		draining: HEARD
+	},
+	"health (unhealthy)": {
+		active: moved("active", "unhealthy"),
+		busy: moved("busy", "unhealthy"),
+		unhealthy: NOTHING,
+		offline: NOTHING,
+		draining: NOTHING
+	},
+	drain: {
+		active: moved("active", "draining"),
+		busy: moved("busy", "draining"),
+		unhealthy: moved("unhealthy", "draining"),
+		offline: moved("offline", "draining"),
+		draining: NOTHING
+	},
+	"node-left": {
+		active: moved("active", "offline"),
+		busy: moved("busy", "offline"),
+		unhealthy: moved("unhealthy", "offline"),
+		offline: NOTHING,
+		draining: moved("draining", "offline")
+	},
+	load: {
+		active: loaded("active"),
+		busy: loaded("busy"),
+		unhealthy: loaded("unhealthy"),
+		offline: loaded("offline"),
+		draining: loaded("draining")
+	}
+};
+
+const CELLS = Object.entries(MATRIX).flatMap(([event, byStatus]) =>
+	AGENT_STATUSES.map((status): [string, AgentStatus, AgentDecision] => [event, status, byStatus[status]])
+);
+
+describe("every event in every agent status", () => {
+	test.each(CELLS)("%s on a %s agent", (event, status, expected) => {
+		expect(decideAgent(agent(status), EVENTS[event], ctx)).toStrictEqual(expected);
+	});
+});
+
+// ---------- heartbeat ----------
+
+describe("heartbeat reports", () => {
+	test.each<[AgentStatus, AgentHeartbeat, AgentDecision]>([
+		["active", { status: "busy" }, heartbeat("busy", "active")],
+		["busy", { status: "busy" }, heartbeat("busy", null)],
+		["busy", { status: "active", current_load: 0.9 }, heartbeat("active", "busy", { current_load: 0.9 })],
+		["offline", { status: "busy" }, heartbeat("busy", "offline")],
+		["active", { current_load: 0.25 }, heartbeat("active", null, { current_load: 0.25 })],
+		["active", { current_load: 0.5 }, heartbeat("active", "active", { current_load: 0.5 })],
+		["active", { current_load: 0 }, heartbeat("active", "active", { current_load: 0 })],
+		["active", { status: "draining" }, heartbeat("draining", "active")],
+		["draining", { status: "active" }, heartbeat("draining", null)],
+		["draining", { status: "busy", current_load: 0.9 }, heartbeat("draining", "draining", { current_load: 0.9 })]
+	])("%s agent reporting %j", (status, report, expected) => {
+		expect(decideAgent(agent(status), { type: "heartbeat", report }, ctx)).toStrictEqual(expected);
+	});
+});
+
+describe("heartbeat access: an agent token only as itself", () => {
+	const FORBIDDEN: AgentDecision = { reject: { code: "FORBIDDEN", message: "An agent may only heartbeat as itself" } };
+	const allowed = heartbeat("active", "busy");
+	test.each<[string, Principal | undefined, AgentDecision]>([
+		["another agent's token", { sub: "agent:agent-2", roles: ["agent"], agent_id: "agent-2" }, FORBIDDEN],
+		["an agent token naming no agent", { sub: "agent:?", roles: ["agent"] }, FORBIDDEN],
+		["its own token", { sub: "agent:agent-1", roles: ["agent"], agent_id: "agent-1" }, allowed],
+		["an operator", { sub: "ops", roles: ["operator"] }, allowed],
+		["an admin", { sub: "root", roles: ["admin"] }, allowed],
+		["a token that is an agent's and an operator's", { sub: "both", roles: ["agent", "operator"], agent_id: "agent-2" }, allowed],
+		["no caller (in-cluster)", undefined, allowed]
+	])("%s", (_who, by, expected) => {
+		expect(decideAgent(agent("busy"), { type: "heartbeat", report: {}, by }, ctx)).toStrictEqual(expected);
+	});
+});
+
+// ---------- silence ----------
+
+describe("silence: strictly longer than the timeout since the last heartbeat", () => {
+	test.each<[number, AgentDecision]>([
+		[59_999, moved("busy", "offline")],
+		[60_000, NOTHING],
+		[120_000, NOTHING]
+	])("timeout %d ms, heard 60 s ago", (timeoutMs, expected) => {
+		expect(decideAgent(agent("busy"), { type: "silence", timeoutMs }, ctx)).toStrictEqual(expected);
+	});
+});
+
+// ---------- load ----------
+
+describe("load: per core node, summed", () => {
+	test.each<[string, Record<string, number> | undefined, string, number, Record<string, number>, number]>([
+		["a new node adds to the others", { "core-2": 1 }, "core-1", 2, { "core-2": 1, "core-1": 2 }, 3],
+		["a node's new count replaces its old one", { "core-1": 5, "core-2": 1 }, "core-1", 2, { "core-1": 2, "core-2": 1 }, 3],
+		["zero drops the node", { "core-1": 5, "core-2": 1 }, "core-1", 0, { "core-2": 1 }, 1],
+		["the last node at zero leaves nothing", { "core-1": 5 }, "core-1", 0, {}, 0],
+		["an agent never counted", undefined, "core-1", 4, { "core-1": 4 }, 4]
+	])("%s", (_what, running_by_node, node_id, running_tasks, expectedByNode, expectedSum) => {
+		expect(decideAgent(agent("active", { running_by_node }), { type: "load", node_id, running_tasks }, ctx)).toStrictEqual({
+			change: { running_by_node: expectedByNode, running_tasks: expectedSum },
+			effects: announce("active")
+		});
+	});
+});
+
+// ---------- registration ----------
+
+const REGISTRATION: AgentRegistration = { name: "crawler", type: "validator", capabilities: ["fetch", "parse", "fetch"] };
+const roomy = (fields: Partial<RegistrationContext> = {}): RegistrationContext => ({ now: new Date(NOW), id: "agent-new", liveAgents: 0, maxAgents: 10, ...fields });
+
+describe("registration", () => {
+	test("a new agent: version 1, no load, de-duplicated capabilities, empty endpoints and resources, no node or service", () => {
+		expect(decideRegistration(null, REGISTRATION, roomy())).toStrictEqual({
+			record: {
+				id: "agent-new", name: "crawler", type: "validator", status: "active", capabilities: ["fetch", "parse"],
+				endpoints: {}, resources: {}, node_id: null, service: null, current_load: 0, running_tasks: 0,
+				last_heartbeat: NOW, registered_at: NOW, updated_at: NOW, version: 1
+			}
+		});
+	});
+
+	test("a new agent keeps the endpoints, resources, node and service it gives", () => {
+		const reg: AgentRegistration = {
+			...REGISTRATION, endpoints: { task: "http://c/task", health: "http://c/health" }, resources: { cpu: 4, gpu: true }, node_id: "node-b", service: "crawler-svc"
+		};
+		expect(decideRegistration(null, reg, roomy())).toStrictEqual({
+			record: {
+				id: "agent-new", name: "crawler", type: "validator", status: "active", capabilities: ["fetch", "parse"],
+				endpoints: { task: "http://c/task", health: "http://c/health" }, resources: { cpu: 4, gpu: true }, node_id: "node-b", service: "crawler-svc",
+				current_load: 0, running_tasks: 0, last_heartbeat: NOW, registered_at: NOW, updated_at: NOW, version: 1
+			}
+		});
+	});
+
+	test.each<[AgentStatus, AgentStatus]>([
+		["active", "active"],
+		["busy", "active"],
+		["unhealthy", "active"],
+		["offline", "active"],
+		["draining", "draining"]
+	])("re-registering a %s agent: same id, record and counts, new description, status %s", (status, expected) => {
+		expect(decideRegistration(agent(status), REGISTRATION, roomy())).toStrictEqual({
+			record: {
+				id: "agent-1", name: "crawler", type: "validator", status: expected, capabilities: ["fetch", "parse"],
+				endpoints: {}, resources: {}, node_id: null, service: null,
+				current_load: 0.25, running_tasks: 1, running_by_node: { "core-2": 1 },
+				last_heartbeat: NOW, registered_at: REGISTERED, updated_at: NOW, version: 3
+			}
+		});
+	});
+});
+
+describe("registration under MAX_AGENTS", () => {
+	const LIMIT = { code: "CONFLICT", message: "Agent limit reached (MAX_AGENTS=2)", details: { max_agents: 2 } };
+	test.each<[string, StoredAgent | null, number, "record" | "reject"]>([
+		["a new agent at the limit", null, 2, "reject"],
+		["a new agent over the limit", null, 3, "reject"],
+		["an offline agent coming back at the limit", agent("offline"), 2, "reject"],
+		["a new agent with room", null, 1, "record"],
+		["an offline agent with room", agent("offline"), 1, "record"],
+		...(["active", "busy", "unhealthy", "draining"] as const).map((status): [string, StoredAgent, number, "record"] => [`a live ${status} agent at the limit`, agent(status), 2, "record"]),
+		["a live agent over the limit", agent("active"), 3, "record"]
+	])("%s", (_what, existing, liveAgents, outcome) => {
+		const decided = decideRegistration(existing, REGISTRATION, roomy({ liveAgents, maxAgents: 2 }));
+		if (outcome === "reject") expect(decided).toStrictEqual({ reject: LIMIT });
+		else expect(decided).toMatchObject({ record: { id: existing?.id ?? "agent-new", name: "crawler", updated_at: NOW } });
+	});
+});
