@@ -6,11 +6,15 @@ import { ServiceBroker } from "moleculer";
 import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from "../mixins/agent.mixin";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
-import { resolveSecrets } from "../src/platform/secrets";
+import { resolveAgentSecrets } from "../src/platform/secrets";
 import { executeStage } from "./stage-worker";
 
 async function main() {
-	const config = resolveSecrets(loadConfig(process.env));
+	const config = resolveAgentSecrets(loadConfig(process.env, "agent"));
+	if (!config.secrets.apiKey) {
+		console.error("API_KEY is not set: an agent node registers with the cluster's API key (it needs no JWT_SECRET, and never gets one).");
+		process.exit(2);
+	}
 	if (!config.transporter) {
 		console.error("TRANSPORTER is not set: an agent node joins a cluster, e.g. TRANSPORTER=nats://127.0.0.1:4222 (or TRANSPORTER=TCP on one machine without NATS).");
 		process.exit(2);

@@ -7,7 +7,7 @@ import { agentMixin } from "../mixins/agent.mixin";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
 
-const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
+const broker = new ServiceBroker(brokerOptions(loadConfig(process.env, "agent")));
 broker.createService({
 	name: "noop-agent",
 	mixins: [agentMixin({ name: process.env.AGENT_NAME ?? "bench-agent", capabilities: ["noop"], concurrency: Number(process.env.AGENT_CONCURRENCY ?? 256) })],

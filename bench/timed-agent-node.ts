@@ -13,7 +13,7 @@ import { loadConfig } from "../src/platform/config";
 
 const taskWorkMs = Number(process.env.TASK_WORK_MS ?? 20);
 
-const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
+const broker = new ServiceBroker(brokerOptions(loadConfig(process.env, "agent")));
 broker.createService({
 	name: "timed-agent",
 	mixins: [

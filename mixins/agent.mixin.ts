@@ -2,12 +2,19 @@
  * Turns any Moleculer service into an MCP agent: it registers itself with its node id, heartbeats,
  * and takes the tasks the dispatcher delivers to it by a direct call to its `execute` action.
  * The service supplies `handleTask(task, report)`; its return value is the task's result, a thrown
- * error its failure (an error with `retryable: false` fails the task without retries).
+ * error its failure (an error with `retryable: false` fails the task without retries, and its
+ * `code`, if any, names the failure in the task's error event).
+ *
+ * An agent node holds API_KEY, never JWT_SECRET: it registers with the key, then acts with the
+ * agent token the registry gives it (renewed by every heartbeat), and runs only deliveries signed
+ * with the key the registry handed it along (`delivery_key`), so no other process on the
+ * transporter can make it work.
  */
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import { nodeConfig } from "../src/platform/app-config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import type { AgentType, RegisteredAgent } from "../src/types";
+import { verifyDelivery } from "../src/platform/trust";
+import type { AgentType, HeartbeatAnswer, RegisteredAgent } from "../src/types";
 
 export interface AgentTask {
 	task_id: string;
@@ -29,8 +36,10 @@ export interface AgentOptions {
 
 export interface AgentThis extends Service<Record<string, any>> {
 	agentId?: string;
+	/** Its own token, and the key its deliveries are signed with: both from the registry. */
+	agentToken?: string;
+	deliveryKey?: string;
 	heartbeatTimer?: NodeJS.Timeout;
-	stopping?: boolean;
 	handleTask(task: AgentTask, report: ProgressReport): Promise<unknown>;
 	registerAgent(): Promise<void>;
 	heartbeat(): Promise<void>;
@@ -43,19 +52,23 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 			execute: {
 				// Reached by the dispatcher over the transporter, never through the REST gateway.
 				visibility: "public",
+				access: "delivery",
 				bulkhead: { enabled: true, concurrency, maxQueueSize: concurrency * 100 },
-				params: { task_id: "string", type: "string", payload: "object", timeout: "number", attempt: "number" },
-				async handler(this: AgentThis, ctx: Context<AgentTask>) {
-					const task = ctx.params;
+				params: { task_id: "string", type: "string", payload: "object", timeout: "number", attempt: "number", signature: "string" },
+				async handler(this: AgentThis, ctx: Context<AgentTask & { signature: string }>) {
+					const { signature, ...task } = ctx.params;
+					if (!this.deliveryKey || !verifyDelivery(this.deliveryKey, task.task_id, task.attempt, signature))
+						throw new Errors.MoleculerClientError("Delivery not signed by the registry (this agent may have registered anew): try again", 403, "TASK_FAILED");
 					const report: ProgressReport = async (progress, message) => {
-						await ctx.call("tasks.progress", { id: task.task_id, progress, message }).catch(() => undefined);
+						await ctx.call("tasks.progress", { id: task.task_id, progress, message }, { meta: { token: this.agentToken } }).catch(() => undefined);
 					};
 					try {
 						return await this.handleTask(task, report);
 					} catch (err) {
-						const e = err as Error & { retryable?: boolean };
+						const e = err as Error & { retryable?: boolean; code?: unknown };
+						const code = typeof e.code === "string" ? e.code : undefined;
 						// 4xx: a task's own failure must not open Moleculer's breaker on this node.
-						throw new Errors.MoleculerClientError(e.message, 422, e.retryable === false ? "NON_RETRYABLE" : "TASK_FAILED");
+						throw new Errors.MoleculerClientError(e.message, 422, e.retryable === false ? "NON_RETRYABLE" : "TASK_FAILED", code ? { code } : undefined);
 					}
 				}
 			}
@@ -63,25 +76,29 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 		methods: {
 			async registerAgent(this: AgentThis) {
 				await this.broker.waitForServices(["agents"]);
-				const agent = await this.broker.call<RegisteredAgent, object>("agents.register", {
-					name: opts.name,
-					type: opts.type ?? "worker",
-					capabilities: opts.capabilities,
-					resources: { cpu: concurrency },
-					node_id: this.broker.nodeID,
-					service: this.fullName
-				});
+				const agent = await this.broker.call<RegisteredAgent, object>(
+					"agents.register",
+					{ name: opts.name, type: opts.type ?? "worker", capabilities: opts.capabilities, resources: { cpu: concurrency }, node_id: this.broker.nodeID, service: this.fullName },
+					// Its own token (when it has one) keeps its registration; the API key alone starts a new one.
+					{ meta: { apiKey: nodeConfig(this.broker).secrets.apiKey, token: this.agentToken } }
+				);
 				this.agentId = agent.id;
+				this.agentToken = agent.token;
+				this.deliveryKey = agent.delivery_key;
 				this.logger.info({ agent_id: agent.id, capabilities: opts.capabilities }, "registered as an agent");
 			},
 			async heartbeat(this: AgentThis) {
 				if (!this.agentId) return this.registerAgent();
 				try {
-					await this.broker.call("agents.heartbeat", { id: this.agentId });
+					const answer = await this.broker.call<HeartbeatAnswer, { id: string }>("agents.heartbeat", { id: this.agentId }, { meta: { token: this.agentToken } });
+					this.agentToken = answer.token;
 				} catch (err) {
-					// Deregistered (or the registry lost us): come back.
-					if ((err as Errors.MoleculerError).code === 404) await this.registerAgent();
-					else throw err;
+					// Deregistered, or its token is of a registration the registry no longer has: come back.
+					const code = (err as Errors.MoleculerError).code;
+					if (code === 404 || code === 401) {
+						this.agentToken = undefined;
+						await this.registerAgent();
+					} else throw err;
 				}
 			}
 		},

@@ -8,6 +8,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { validatePipeline } from "../src/domain/pipelines/dag";
 import { invalid, notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { principalOf } from "../src/platform/trust";
 import { idempotentId, newId } from "../src/runtime/ids";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError, type EntityStore } from "../src/storage/entity-store";
@@ -29,6 +30,7 @@ const schema: TypedServiceSchema<DefinitionsThis> = {
 	name: "pipelines",
 	actions: {
 		create: {
+			access: { level: "operate" },
 			// The whole body is checked by the dag's validator, which names every problem (cycles, indices, types).
 			async handler(this: DefinitionsThis, ctx: Context<unknown, { user?: Principal | null; idempotencyKey?: string }>): Promise<Pipeline> {
 				const checked = validatePipeline(ctx.params);
@@ -36,7 +38,7 @@ const schema: TypedServiceSchema<DefinitionsThis> = {
 				const key = ctx.meta.idempotencyKey;
 				const now = new Date().toISOString();
 				const pipeline: Pipeline = {
-					pipeline_id: key ? idempotentId("pipeline", [ctx.meta.user?.sub ?? "anonymous"], key) : newId("pipeline"),
+					pipeline_id: key ? idempotentId("pipeline", [principalOf(ctx)?.sub ?? "anonymous"], key) : newId("pipeline"),
 					...checked.value,
 					created_at: now,
 					updated_at: now
@@ -53,6 +55,7 @@ const schema: TypedServiceSchema<DefinitionsThis> = {
 		},
 
 		list: {
+			access: { level: "read" },
 			params: {
 				limit: { type: "number", integer: true, min: 1, max: 1000, default: 100, convert: true },
 				offset: { type: "number", integer: true, min: 0, default: 0, convert: true }

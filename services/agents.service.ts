@@ -7,13 +7,14 @@
 import { createHash } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { decideAgent, decideRegistration, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { ApiError } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { mintToken } from "../src/platform/tokens";
+import { expiryOf, mintToken } from "../src/platform/tokens";
+import { deliveryKey, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { probeHealth } from "../src/runtime/health-checks";
 import { every } from "../src/runtime/periodic";
@@ -22,11 +23,11 @@ import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError } from "../src/storage/entity-store";
 import {
 	AGENT_STATUSES, AGENT_TYPES, EVENTS,
-	type Agent, type AgentHeartbeat, type AgentListQuery, type AgentRegistration, type AgentStatus, type AgentUpdatedEvent,
-	type Principal, type RegisteredAgent
+	type Agent, type AgentHeartbeat, type AgentList, type AgentListQuery, type AgentRegistration, type AgentStatus, type AgentUpdatedEvent,
+	type HeartbeatAnswer, type RegisteredAgent
 } from "../src/types";
 
-type Meta = { user?: Principal | null };
+type Meta = { token?: string };
 
 interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	config: AppConfig;
@@ -37,6 +38,8 @@ interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	execute(outcome: Outcome<StoredAgent, AgentEffect>): void;
 	sweepSilent(): Promise<void>;
+	sweepExpired(): Promise<void>;
+	agentToken(agent: StoredAgent): string;
 	pollHealth(): Promise<void>;
 }
 
@@ -45,11 +48,15 @@ export function agentIdFor(name: string): string {
 	return `agent-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
 }
 
-/** The public shape: the version stays inside. */
+/** The public shape: the version and the drain flag stay inside. */
 export function agentToWire(agent: StoredAgent): Agent {
-	const { version: _version, ...wire } = agent;
+	const { version: _version, drained: _drained, ...wire } = agent;
 	return wire;
 }
+
+/** A token still this young is handed back as it is: renewing on every heartbeat would only cost signatures. */
+const RENEW_AFTER_FRACTION = 0.1;
+const LIST_LIMIT_MAX = 1000;
 
 const urlField = { type: "url", optional: true };
 const LIST_MAX_AGE_MS = 1000;
@@ -62,6 +69,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 	actions: {
 		register: {
+			access: { level: "operate", apiKey: true },
 			params: {
 				name: { type: "string", min: 1, max: 200, trim: true },
 				type: { type: "enum", values: [...AGENT_TYPES] },
@@ -81,14 +89,10 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			},
 			async handler(this: AgentsThis, ctx: Context<AgentRegistration, Meta>): Promise<RegisteredAgent> {
 				const id = agentIdFor(ctx.params.name);
+				const by = principalOf(ctx);
 				// One registration at a time per node, so the MAX_AGENTS count cannot be raced past locally.
 				const agent = await this.actor.exclusive("$registrations", async () => {
-					const context = async () => ({
-						id,
-						now: new Date(),
-						liveAgents: await this.store.count({ status: { $in: LIVE_STATUSES.slice() } }),
-						maxAgents: this.config.maxAgents
-					});
+					const context = async () => ({ id, by, now: new Date(), storedAgents: await this.store.count(), maxAgents: this.config.maxAgents });
 					if (!(await this.store.get(id))) {
 						const decided = decideRegistration(null, ctx.params, await context());
 						if ("reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message, decided.reject.details);
@@ -107,28 +111,31 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					return entity;
 				});
 				this.announce(agent);
-				const token = mintToken(this.config.secrets.jwtSecret, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id });
-				return { ...agentToWire(agent), token };
+				return { ...agentToWire(agent), token: this.agentToken(agent), delivery_key: deliveryKey(this.config.secrets.jwtSecret, agent) };
 			}
 		},
 
 		list: {
+			access: { level: "read" },
 			params: {
 				type: { type: "enum", values: [...AGENT_TYPES], optional: true },
 				status: { type: "enum", values: [...AGENT_STATUSES], optional: true },
-				capability: { type: "string", optional: true, min: 1 }
+				capability: { type: "string", optional: true, min: 1 },
+				limit: { type: "number", integer: true, min: 1, max: LIST_LIMIT_MAX, default: 100, convert: true },
+				offset: { type: "number", integer: true, min: 0, default: 0, convert: true }
 			},
-			cache: { keys: ["type", "status", "capability"], ttl: 1 },
-			async handler(this: AgentsThis, ctx: Context<AgentListQuery>) {
-				const { type, status, capability } = ctx.params;
+			cache: { keys: ["type", "status", "capability", "limit", "offset"], ttl: 1 },
+			async handler(this: AgentsThis, ctx: Context<AgentListQuery & { limit: number; offset: number }>): Promise<AgentList> {
+				const { type, status, capability, limit, offset } = ctx.params;
 				const agents = (await this.snapshot.get()).filter(
 					a => (!type || a.type === type) && (!status || a.status === status) && (!capability || a.capabilities.includes(capability))
 				);
-				return { agents: agents.map(agentToWire) };
+				return { agents: agents.slice(offset, offset + limit).map(agentToWire), total: agents.length, limit, offset };
 			}
 		},
 
 		get: {
+			access: { level: "read" },
 			params: { id: "string" },
 			async handler(this: AgentsThis, ctx: Context<{ id: string }>) {
 				return agentToWire(await this.actor.load(ctx.params.id));
@@ -136,6 +143,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		},
 
 		remove: {
+			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: AgentsThis, ctx: Context<{ id: string }>) {
 				const agent = await this.actor.exclusive(ctx.params.id, async () => {
@@ -149,19 +157,25 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		},
 
 		heartbeat: {
+			access: { level: "operate", agent: true },
 			params: {
 				id: "string",
 				status: { type: "enum", values: ["active", "busy", "draining"], optional: true },
 				current_load: { type: "number", min: 0, max: 1, optional: true }
 			},
-			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>) {
+			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>): Promise<HeartbeatAnswer> {
 				const { id, status, current_load } = ctx.params;
-				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: ctx.meta.user ?? undefined });
-				return { id, status: agent.status, last_heartbeat: agent.last_heartbeat };
+				const by = principalOf(ctx);
+				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined });
+				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
+				const presented = ctx.meta.token;
+				const young = by && presented && isOwnCurrentToken(by, agent) && (expiryOf(presented) ?? 0) * 1000 - Date.now() > this.config.agentTokenTtlSec * 1000 * (1 - RENEW_AFTER_FRACTION);
+				return { id, status: agent.status, last_heartbeat: agent.last_heartbeat, token: young ? presented : this.agentToken(agent) };
 			}
 		},
 
 		drain: {
+			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: AgentsThis, ctx: Context<{ id: string }>) {
 				return agentToWire(await this.apply(ctx.params.id, { type: "drain" }));
@@ -232,6 +246,29 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			for (const agent of silent) await this.apply(agent.id, { type: "silence", timeoutMs }).catch(() => undefined);
 		},
 
+		/** Offline longer than AGENT_RETENTION_HOURS: removed, as an operator would. */
+		async sweepExpired(this: AgentsThis) {
+			const retentionMs = this.config.agentRetentionHours * 3600_000;
+			const cutoff = new Date(Date.now() - retentionMs).toISOString();
+			for (const agent of await this.store.find({ filter: { status: "offline", last_heartbeat: { $lt: cutoff } } })) {
+				const removed = await this.actor.exclusive(agent.id, async () => {
+					const fresh = await this.store.get(agent.id);
+					return fresh && isExpired(fresh, Date.now(), retentionMs) && (await this.store.remove(agent.id)) ? fresh : null;
+				});
+				if (removed) this.announce(removed, undefined, true);
+			}
+		},
+
+		agentToken(this: AgentsThis, agent: StoredAgent) {
+			return mintToken(this.config.secrets.jwtSecret, {
+				sub: `agent:${agent.id}`,
+				roles: ["agent"],
+				agent_id: agent.id,
+				rat: agent.registered_at,
+				expiresInSec: this.config.agentTokenTtlSec
+			});
+		},
+
 		async pollHealth(this: AgentsThis) {
 			const agents = await this.store.find({ filter: { status: { $in: ["active", "busy", "unhealthy", "offline"] } } });
 			await Promise.all(
@@ -258,6 +295,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		const sweepMs = Math.max(50, Math.min(5000, Math.floor(this.config.heartbeatTimeoutMs / 4)));
 		this.timers.push(every(sweepMs, () => this.sweepSilent(), warn("liveness sweep")));
 		this.timers.push(every(this.config.healthCheckIntervalMs, () => this.pollHealth(), warn("health poll")));
+		const retentionMs = this.config.agentRetentionHours * 3600_000;
+		this.timers.push(every(Math.max(1000, Math.min(60_000, retentionMs / 4)), () => this.sweepExpired(), warn("retention sweep")));
 	},
 
 	stopped(this: AgentsThis) {

@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, Service } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { isAllowed } from "../src/domain/access";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
@@ -34,8 +33,10 @@ type Res = ServerResponse;
 
 export interface GatewayMeta {
 	user?: Principal | null;
-	/** The caller presented a valid API key (agent registration, token exchange). */
-	apiKey?: boolean;
+	/** The API key the caller presented (agent registration), passed on for the action to verify. */
+	apiKey?: string;
+	/** The bearer token the caller presented, passed on for the action to verify. */
+	token?: string;
 	idempotencyKey?: string;
 	clientIp?: string;
 	$statusCode?: number;
@@ -85,11 +86,13 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 	actions: {
 		health: {
+			access: "public",
 			handler(this: ApiThis) {
 				return { status: "ok", node_id: this.broker.nodeID, uptime_s: Math.round(process.uptime()) };
 			}
 		},
 		ready: {
+			access: "public",
 			async handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				const readiness = await checkReadiness(this.broker, this.config, this.limiter);
 				if (!readiness.ready) ctx.meta.$statusCode = 503;
@@ -100,6 +103,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		// No auth, for the scraper: keep it off the public network (firewall or proxy rule).
 		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
 		metrics: {
+			access: "public",
 			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				ctx.meta.$responseType = PROMETHEUS_CONTENT_TYPE;
 				const families = this.broker.metrics.list() as unknown as MetricFamilySnapshot[];
@@ -139,18 +143,16 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			const apiKey = req.headers["x-api-key"];
 			if (!user && rule?.apiKey && typeof apiKey === "string") {
 				if (!sameSecret(apiKey, this.config.secrets.apiKey)) throw unauthorized("Invalid API key");
-				ctx.meta.apiKey = true;
+				ctx.meta.apiKey = apiKey;
 			}
+			// The credential itself travels with the call: the service that acts verifies it (src/platform/trust.ts).
+			if (user) ctx.meta.token = token;
 			return user;
 		},
 
-		authorize(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
-			const rule = req.$route;
-			if (!rule) throw forbidden();
-			if (rule.access === "public" || (rule.apiKey && ctx.meta.apiKey)) return;
-			const user = ctx.meta.user;
-			if (!user) throw unauthorized();
-			if (!isAllowed(user, rule.access)) throw forbidden(`Role ${JSON.stringify(user.roles)} may not call ${rule.method} ${rule.path}`);
+		/** Who may call what is each action's own `access` (checked where it runs); here only that the route is ours. */
+		authorize(this: ApiThis, _ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
+			if (!req.$route) throw forbidden();
 		},
 
 		audit(this: ApiThis, req: Req, status: number, result: unknown) {

@@ -36,6 +36,7 @@ const AuditService: TypedServiceSchema<AuditThis> = {
 
 	actions: {
 		list: {
+			access: { level: "admin" },
 			params: {
 				limit: { type: "number", integer: true, min: 1, max: 1000, default: 100, convert: true },
 				offset: { type: "number", integer: true, min: 0, default: 0, convert: true },

@@ -6,6 +6,7 @@ import type { Context, Service } from "moleculer";
 import { appConfig } from "../src/platform/app-config";
 import { forbidden, unauthorized } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { principalOf } from "../src/platform/trust";
 import { mintToken, sameSecret } from "../src/platform/tokens";
 import { USER_ROLES, type Principal, type TokenRequest, type TokenResponse } from "../src/types";
 
@@ -15,6 +16,7 @@ const AuthService: TypedServiceSchema<Service> = {
 	name: "auth",
 	actions: {
 		token: {
+			access: "public",
 			params: {
 				api_key: { type: "string", optional: true },
 				sub: { type: "string", min: 1, max: 200 },
@@ -24,7 +26,7 @@ const AuthService: TypedServiceSchema<Service> = {
 			handler(this: Service, ctx: Context<TokenRequest, { user?: Principal | null }>): TokenResponse {
 				const config = appConfig(this.broker);
 				const { api_key, sub, roles = ["viewer"], expires_in = 3600 } = ctx.params;
-				const isAdmin = ctx.meta.user?.roles.includes("admin") ?? false;
+				const isAdmin = principalOf(ctx)?.roles.includes("admin") ?? false;
 				if (!isAdmin) {
 					if (!api_key || !sameSecret(api_key, config.secrets.apiKey)) throw unauthorized("A valid api_key (or an admin token) is required");
 					if (roles.includes("admin")) throw forbidden("Only an admin may mint admin tokens");

@@ -31,7 +31,8 @@ import { PipelineFigures, type RunView } from "../src/platform/metrics/pipeline-
 import { TaskFigures, type TaskView } from "../src/platform/metrics/task-figures";
 import { applyMetricUpdates, type MetricUpdate } from "../src/platform/metrics/updates";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { EVENTS, TASK_STATUSES, type Agent, type AgentUpdatedEvent, type TaskStatus } from "../src/types";
+import { allAgents } from "../src/runtime/agent-directory";
+import { EVENTS, TASK_STATUSES, type AgentUpdatedEvent, type TaskStatus } from "../src/types";
 
 const RECOUNT_INTERVAL_MS = 60_000;
 const GAUGE_INTERVAL_MS = 1_000;
@@ -129,7 +130,7 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 		async seedAgents(this: MetricsThis) {
 			if (this.agentsSeeded) return;
 			if (!actionAvailable(this, "agents.list")) throw new Error("agents service not available");
-			const { agents } = await this.broker.call<{ agents: Agent[] }, Record<string, never>>("agents.list", {}, { timeout: 10_000, retries: 0 });
+			const agents = await allAgents(this.broker, { timeout: 10_000, retries: 0 });
 			this.agentFigures.seed(agents);
 			this.agentsSeeded = true;
 			this.gaugesStale = true;

@@ -18,6 +18,7 @@ import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
@@ -28,8 +29,6 @@ import { EVENTS, type ErrorCode, type Pipeline, type PipelineExecution, type Pri
 type Meta = { user?: Principal | null; idempotencyKey?: string };
 type RunRef = { id: string; run_id: string };
 
-/** Who the engine is when it makes stage tasks. */
-const ENGINE: Principal = { sub: "system:pipelines", roles: [] };
 const RUNS_IN_DEFINITION = 100;
 
 
@@ -57,6 +56,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 
 	actions: {
 		get: {
+			access: { level: "read" },
 			params: { id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<{ id: string }>) {
 				const pipeline = await this.pipelineOf(ctx.params.id);
@@ -66,6 +66,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		},
 
 		execute: {
+			access: { level: "operate" },
 			params: {
 				id: "string",
 				input_data: { type: "object", optional: true },
@@ -81,7 +82,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
 				const pipeline = await this.pipelineOf(ctx.params.id);
 				const key = ctx.meta.idempotencyKey;
-				const runId = key ? idempotentId("run", [ctx.meta.user?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
+				const runId = key ? idempotentId("run", [principalOf(ctx)?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
 				const run = newRun(runId, pipeline, ctx.params, new Date().toISOString());
 				try {
 					// Persisted before any stage starts: a crash from here on is picked up by `resume`.
@@ -97,6 +98,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		},
 
 		getRun: {
+			access: { level: "read" },
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>): Promise<RunView> {
 				return runView(await this.runOf(ctx.params));
@@ -104,6 +106,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		},
 
 		cancelRun: {
+			access: { level: "operate" },
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>): Promise<RunView> {
 				return runView(await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "cancel" }));
@@ -111,6 +114,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		},
 
 		retryRun: {
+			access: { level: "operate" },
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>) {
 				const run = await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "retry" });
@@ -180,7 +184,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		async createStageTask(this: PipelinesThis, run: StoredRun, pipeline: Pipeline, { index, params, taskId }) {
 			let event: RunEvent;
 			try {
-				const task = await this.broker.call<Task, typeof params>("tasks.create", params, { meta: { user: ENGINE, taskId } });
+				const task = await this.broker.call<Task, typeof params>("tasks.create", params, { meta: { taskId } });
 				if (!TERMINAL_STATUSES.includes(task.status)) return;
 				event = { type: "task-ended", task };
 			} catch (err) {

@@ -13,7 +13,11 @@ import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent,
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { unauthorized } from "../src/platform/errors";
+import { isSystem, principalOf } from "../src/platform/trust";
+import { isAgentOnly } from "../src/domain/access";
 import { localGatewayServer } from "../src/gateway/local-gateway";
+import { allAgents } from "../src/runtime/agent-directory";
 import type { DeliveryOutcome } from "../src/runtime/delivery";
 import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
@@ -39,6 +43,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	execute(applied: Applied): void;
 	deliver(task: StoredTask, agentId: string): Promise<void>;
 	resume(task: StoredTask): Promise<void>;
+	isCurrentAgent(by: Principal): Promise<boolean>;
 	requeueFromAgent(agentId: string, reason: string): Promise<void>;
 }
 
@@ -48,6 +53,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 
 	actions: {
 		create: {
+			access: { level: "operate" },
 			params: {
 				pipeline_id: { type: "string", optional: true, min: 1 },
 				run_id: { type: "string", optional: true, min: 1 },
@@ -62,7 +68,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			},
 			async handler(this: TasksThis, ctx: Context<TaskSubmission & { run_id?: string }, Meta>): Promise<Task> {
 				const key = ctx.meta.idempotencyKey;
-				const taskId = ctx.meta.taskId ?? (key ? idempotentId("task", [ctx.meta.user?.sub ?? "anonymous"], key) : newId("task"));
+				const principal = principalOf(ctx);
+				// Only the engine names its stage tasks; anyone else gets an id from a key of their own, or a new one.
+				const taskId = (isSystem(principal) && ctx.meta.taskId) || (key ? idempotentId("task", [principal?.sub ?? "anonymous"], key) : newId("task"));
 				const { task, effects } = newTask({ ...ctx.params, task_id: taskId, timeout: ctx.params.timeout ?? this.config.taskTimeoutSec, idempotency_key: key ?? null }, new Date());
 				const stored: StoredTask = { ...task, version: 1, owner_node: this.broker.nodeID };
 				try {
@@ -79,6 +87,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		},
 
 		get: {
+			access: { level: "read" },
 			params: { id: "string" },
 			async handler(this: TasksThis, ctx: Context<{ id: string }>) {
 				return toWire(await this.runtime.actor.load(ctx.params.id));
@@ -86,6 +95,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		},
 
 		list: {
+			access: { level: "read" },
 			params: {
 				status: { type: "enum", values: [...TASK_STATUSES], optional: true },
 				pipeline_id: { type: "string", optional: true },
@@ -107,6 +117,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		},
 
 		cancel: {
+			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: TasksThis, ctx: Context<{ id: string }, Meta>) {
 				return this.onCall(ctx, { type: "cancel" });
@@ -114,26 +125,29 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		},
 
 		progress: {
+			access: { level: "operate", agent: true },
 			params: { id: "string", progress: { type: "number", min: 0, max: 1 }, message: { type: "string", optional: true, max: 2000 } },
 			async handler(this: TasksThis, ctx: Context<{ id: string; progress: number; message?: string }, Meta>) {
 				const { progress, message } = ctx.params;
-				const task = await this.onCall(ctx, { type: "progress", progress, message, by: ctx.meta.user ?? undefined });
+				const task = await this.onCall(ctx, { type: "progress", progress, message, by: principalOf(ctx) ?? undefined });
 				return { task_id: task.task_id, status: task.status, progress: task.progress };
 			}
 		},
 
 		complete: {
+			access: { level: "operate", agent: true },
 			params: { id: "string", result: { type: "any", optional: true } },
 			async handler(this: TasksThis, ctx: Context<{ id: string; result?: unknown }, Meta>) {
-				return this.onCall(ctx, { type: "complete", result: ctx.params.result ?? null, by: ctx.meta.user ?? undefined });
+				return this.onCall(ctx, { type: "complete", result: ctx.params.result ?? null, by: principalOf(ctx) ?? undefined });
 			}
 		},
 
 		fail: {
+			access: { level: "operate", agent: true },
 			params: { id: "string", error: { type: "string", min: 1, max: 10_000 }, retryable: { type: "boolean", optional: true } },
 			async handler(this: TasksThis, ctx: Context<{ id: string; error: string; retryable?: boolean }, Meta>) {
 				const failure: TaskFailure = { code: "EXECUTION_ERROR", message: ctx.params.error, retryable: ctx.params.retryable ?? true };
-				return this.onCall(ctx, { type: "fail", failure, by: ctx.meta.user ?? undefined });
+				return this.onCall(ctx, { type: "fail", failure, by: principalOf(ctx) ?? undefined });
 			}
 		}
 	},
@@ -171,8 +185,11 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			await this.apply(id, event).catch(err => this.logger.warn({ err, task: id, event: event.type }, "task event not applied"));
 		},
 
-		/** A call about one task: decided on the node that owns it. */
+		/** A call about one task: decided on the node that owns it. An agent's token must be of its current registration. */
 		async onCall(this: TasksThis, ctx: Context<{ id: string }, Meta>, event: TaskEvent) {
+			const by = principalOf(ctx);
+			if (by && isAgentOnly(by) && !(await this.isCurrentAgent(by)))
+				throw unauthorized("This agent token belongs to a removed or earlier registration");
 			const routed = await this.runtime.ownership.route<Task>(ctx, this.runtime.live.has(ctx.params.id));
 			if (routed.forwarded) return routed.result;
 			return toWire((await this.apply(ctx.params.id, event)).entity);
@@ -192,7 +209,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 							run_id: task.run_id ?? undefined,
 							agent_id: task.assigned_agent ?? undefined,
 							error: task.status === "failed" ? "Task execution failed" : "Task attempt failed",
-							details: { code: effect.failure.code, message: effect.failure.message }
+							details: { code: effect.failure.reason ?? effect.failure.code, message: effect.failure.message }
 						});
 						break;
 					case "deliver":
@@ -241,6 +258,14 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			}
 		},
 
+		/** Is this agent token of the agent's registration now? This node's view first, the registry when it has not heard yet. */
+		async isCurrentAgent(this: TasksThis, by: Principal) {
+			const id = by.agent_id ?? "";
+			if (this.runtime.dispatcher.agents.get(id)?.registered_at === by.rat) return true;
+			const agent = await this.broker.call<Agent, { id: string }>("agents.get", { id }).catch(() => null);
+			return agent?.registered_at === by.rat;
+		},
+
 		/** Takes up an owned open task whose in-memory state was lost (restart, adoption). */
 		async resume(this: TasksThis, task: StoredTask) {
 			this.runtime.live.set(task.task_id, task);
@@ -277,8 +302,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		// node id may be new). With a transporter, first give the other nodes time to be discovered.
 		void (async () => {
 			await this.broker.waitForServices(["agents"]);
-			const { agents } = await this.broker.call<{ agents: Agent[] }, Record<string, never>>("agents.list", {});
-			for (const a of agents) this.runtime.dispatcher.agents.set(a.id, a);
+			for (const a of await allAgents(this.broker)) this.runtime.dispatcher.agents.set(a.id, a);
 			const mine = await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: this.broker.nodeID } });
 			// Not those this node has taken up since it started: it drives them already, and its copy is newer.
 			for (const t of mine) if (!this.runtime.live.has(t.task_id)) await this.resume(t);

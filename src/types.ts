@@ -6,7 +6,8 @@
 // ---------- auth ----------
 export const USER_ROLES = ["viewer", "operator", "admin"] as const;
 export type UserRole = (typeof USER_ROLES)[number];
-export type Role = UserRole | "agent";
+/** `agent`: an agent's own token; `system`: a trusted node's own calls (never minted for people). */
+export type Role = UserRole | "agent" | "system";
 
 /** Who is calling: the verified token's claims, kept in `ctx.meta.user`. */
 export interface Principal {
@@ -16,6 +17,12 @@ export interface Principal {
 	agent_id?: string;
 	/** Set on task callback tokens: the one task they may report on. */
 	task_id?: string;
+	/** Set on task callback tokens: the attempt they were handed out for. */
+	attempt?: number;
+	/** Set on agent and callback tokens: the registration they belong to (the agent's `registered_at`). */
+	rat?: string;
+	/** Authenticated by the API key rather than a token. */
+	via_api_key?: boolean;
 }
 
 export interface TokenRequest {
@@ -104,7 +111,17 @@ export interface Agent {
 }
 
 export interface RegisteredAgent extends Agent {
-	/** The agent's own token (`roles: ["agent"]`, `agent_id` claim). */
+	/** The agent's own token (`roles: ["agent"]`, `agent_id` claim), valid AGENT_TOKEN_TTL_SEC; heartbeats renew it. */
+	token: string;
+	/** Key the agent checks its deliveries' signatures with (Moleculer agents: `execute`'s `signature`). */
+	delivery_key: string;
+}
+
+/** `POST /agents/{id}/heartbeat`'s answer: `token` is the agent's token, renewed. */
+export interface HeartbeatAnswer {
+	id: string;
+	status: AgentStatus;
+	last_heartbeat: string;
 	token: string;
 }
 
@@ -117,6 +134,15 @@ export interface AgentListQuery {
 	type?: AgentType;
 	status?: AgentStatus;
 	capability?: string;
+	limit?: number;
+	offset?: number;
+}
+
+export interface AgentList {
+	agents: Agent[];
+	total: number;
+	limit: number;
+	offset: number;
 }
 
 // ---------- tasks ----------

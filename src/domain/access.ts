@@ -5,10 +5,11 @@
  */
 import type { Principal, Role } from "../types";
 
-/** What an action needs: `read` (viewer+), `operate` (operator+), `admin`. `agent` lets agent tokens in too. */
+/** What an action needs: `read` (viewer+), `operate` (operator+), `admin`. `agent` lets agent tokens in too, `apiKey` the API key. */
 export interface AccessRule {
 	level: "read" | "operate" | "admin";
 	agent?: boolean;
+	apiKey?: boolean;
 }
 
 const LEVEL_ROLES: Record<AccessRule["level"], Role[]> = {
@@ -19,6 +20,7 @@ const LEVEL_ROLES: Record<AccessRule["level"], Role[]> = {
 
 export function isAllowed(user: Principal, rule: AccessRule): boolean {
 	if (user.roles.some(role => LEVEL_ROLES[rule.level].includes(role))) return true;
+	if (rule.apiKey === true && user.via_api_key === true) return true;
 	return rule.agent === true && user.roles.includes("agent");
 }
 

@@ -8,7 +8,7 @@ import type { ErrorCode } from "../types";
 
 /** Why an event cannot apply to the entity as it is: the gateway answers it with `code`'s status. */
 export interface Rejection {
-	code: Extract<ErrorCode, "CONFLICT" | "FORBIDDEN" | "NOT_FOUND" | "VALIDATION_ERROR">;
+	code: Extract<ErrorCode, "CONFLICT" | "FORBIDDEN" | "NOT_FOUND" | "VALIDATION_ERROR" | "UNAUTHORIZED">;
 	message: string;
 	details?: unknown;
 }

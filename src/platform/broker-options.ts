@@ -11,6 +11,7 @@ import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
 import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
 import { internalMiddlewares } from "./middlewares/moleculer-metrics";
 import { requestContextMiddleware, requestLogFields } from "./middlewares/request-context";
+import { trustMiddleware } from "./trust";
 
 // ---------- logging: redaction, request ids, optional rotated files ----------
 /** Field names that hold credentials: headers, bodies, tokens and our own config. */
@@ -57,8 +58,8 @@ function metricsOptions(config: EnvConfig): BrokerOptions["metrics"] {
 }
 
 /** Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see moleculer-metrics.ts). */
-function operationsMiddlewares(): Array<Middleware | string> {
-	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), ...internalMiddlewares()];
+function operationsMiddlewares(config: EnvConfig): Array<Middleware | string> {
+	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), trustMiddleware(config), ...internalMiddlewares()];
 }
 
 const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retryable);
@@ -121,7 +122,7 @@ export function brokerOptions(config: EnvConfig): BrokerOptions {
 		validator: true,
 		metrics: metricsOptions(config),
 		tracing: false,
-		middlewares: operationsMiddlewares(),
+		middlewares: operationsMiddlewares(config),
 		internalMiddlewares: false,
 		// Server errors to Sentry when SENTRY_DSN is set; rethrown either way.
 		errorHandler: brokerErrorHandler(config) as unknown as BrokerOptions["errorHandler"]

@@ -227,7 +227,13 @@ function agentSettings(env: Env, dataDir: string): AgentNodeSettings {
 
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
-export function loadConfig(env: Env = process.env): EnvConfig {
+/**
+ * `server` nodes (every service, the gateway, the REPL) need JWT_SECRET and API_KEY in production;
+ * `agent` nodes need API_KEY only, and never JWT_SECRET: they are not trusted.
+ */
+export type NodeRole = "server" | "agent";
+
+export function loadConfig(env: Env = process.env, role: NodeRole = "server"): EnvConfig {
 	const nodeEnv = text(env, "NODE_ENV") ?? "development";
 	const production = nodeEnv === "production";
 	const mongodbUri = text(env, "MONGODB_URI");
@@ -305,7 +311,11 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 			strategy
 		}
 	};
-	if (production && (!config.secrets.jwtSecret || !config.secrets.apiKey))
+	if (role === "agent") {
+		// Whatever the environment holds, an agent node keeps no master secret.
+		config.secrets = { apiKey: config.secrets.apiKey };
+		if (production && !config.secrets.apiKey) throw new ConfigError("API_KEY", "an agent node needs it to register when NODE_ENV=production");
+	} else if (production && (!config.secrets.jwtSecret || !config.secrets.apiKey))
 		throw new ConfigError(config.secrets.jwtSecret ? "API_KEY" : "JWT_SECRET", "must be set when NODE_ENV=production");
 	return config;
 }

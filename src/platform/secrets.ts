@@ -39,6 +39,20 @@ function developmentSecrets(dataDir: string): StoredSecrets {
 	return complete;
 }
 
+/**
+ * An agent node's only secret: API_KEY, or in development the generated key from DATA_DIR (when the
+ * agent runs beside a development server); never JWT_SECRET.
+ */
+export function resolveAgentSecrets(config: EnvConfig): EnvConfig {
+	if (config.secrets.apiKey || config.production) return config;
+	try {
+		const stored = JSON.parse(fs.readFileSync(path.join(config.dataDir, ".secrets.json"), "utf8")) as Partial<StoredSecrets>;
+		return stored.api_key ? { ...config, secrets: { apiKey: stored.api_key } } : config;
+	} catch {
+		return config;
+	}
+}
+
 export function resolveSecrets(config: EnvConfig): AppConfig {
 	const given = config.secrets;
 	if (given.jwtSecret && given.apiKey && (given.webhookSecret || config.production))

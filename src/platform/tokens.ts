@@ -7,7 +7,7 @@ import jwt from "jsonwebtoken";
 import { USER_ROLES, type Principal, type Role } from "../types";
 
 const ALGORITHM = "HS256";
-const ROLES: readonly Role[] = [...USER_ROLES, "agent"];
+const ROLES: readonly Role[] = [...USER_ROLES, "agent", "system"];
 
 /**
  * jsonwebtoken first tries to parse a string secret as a PEM key (and throws and catches) on every
@@ -33,12 +33,16 @@ export interface MintOptions {
 	expiresInSec?: number;
 	agent_id?: string;
 	task_id?: string;
+	attempt?: number;
+	rat?: string;
 }
 
 export function mintToken(secret: string, opts: MintOptions): string {
 	const claims: Record<string, unknown> = { sub: opts.sub, roles: opts.roles };
 	if (opts.agent_id) claims.agent_id = opts.agent_id;
 	if (opts.task_id) claims.task_id = opts.task_id;
+	if (opts.attempt !== undefined) claims.attempt = opts.attempt;
+	if (opts.rat) claims.rat = opts.rat;
 	return jwt.sign(claims, keyOf(secret), {
 		algorithm: ALGORITHM,
 		...(opts.expiresInSec ? { expiresIn: opts.expiresInSec } : {})
@@ -60,8 +64,16 @@ export function verifyToken(secret: string, token: string): Principal {
 	const principal: Principal = { sub: claims.sub, roles };
 	if (typeof claims.agent_id === "string") principal.agent_id = claims.agent_id;
 	if (typeof claims.task_id === "string") principal.task_id = claims.task_id;
+	if (typeof claims.attempt === "number") principal.attempt = claims.attempt;
+	if (typeof claims.rat === "string") principal.rat = claims.rat;
 	if (roles.includes("agent") && !principal.agent_id) throw new TokenError("Agent token without agent_id");
 	return principal;
+}
+
+/** Expiry (epoch seconds) of a token already verified; undefined when it has none. */
+export function expiryOf(token: string): number | undefined {
+	const exp = (jwt.decode(token, { json: true }) ?? {}).exp;
+	return typeof exp === "number" ? exp : undefined;
 }
 
 /** `Authorization: Bearer <token>` → token, or undefined. */

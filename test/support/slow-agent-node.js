@@ -7,7 +7,7 @@ const { agentMixin } = require("../../dist/mixins/agent.mixin");
 const { brokerOptions } = require("../../dist/src/platform/broker-options");
 const { loadConfig } = require("../../dist/src/platform/config");
 
-const broker = new ServiceBroker(brokerOptions(loadConfig(process.env)));
+const broker = new ServiceBroker(brokerOptions(loadConfig(process.env, "agent")));
 broker.createService({
 	name: "slow-agent",
 	mixins: [agentMixin({ name: process.env.AGENT_NAME, capabilities: process.env.AGENT_CAPABILITIES.split(","), concurrency: 1 })],

@@ -98,12 +98,13 @@ const MATRIX: Record<keyof typeof EVENTS, Record<AgentStatus, AgentDecision>> = 
 		offline: NOTHING,
 		draining: NOTHING
 	},
+	// The drain is remembered (`drained`): an offline agent stays offline now, and comes back draining.
 	drain: {
-		active: moved("active", "draining"),
-		busy: moved("busy", "draining"),
-		unhealthy: moved("unhealthy", "draining"),
-		offline: moved("offline", "draining"),
-		draining: NOTHING
+		active: moved("active", "draining", { drained: true }),
+		busy: moved("busy", "draining", { drained: true }),
+		unhealthy: moved("unhealthy", "draining", { drained: true }),
+		offline: { change: { drained: true }, effects: [] },
+		draining: { change: { drained: true }, effects: [] }
 	},
 	"node-left": {
 		active: moved("active", "offline"),
@@ -156,7 +157,7 @@ describe("heartbeat access: an agent token only as itself", () => {
 	test.each<[string, Principal | undefined, AgentDecision]>([
 		["another agent's token", { sub: "agent:agent-2", roles: ["agent"], agent_id: "agent-2" }, FORBIDDEN],
 		["an agent token naming no agent", { sub: "agent:?", roles: ["agent"] }, FORBIDDEN],
-		["its own token", { sub: "agent:agent-1", roles: ["agent"], agent_id: "agent-1" }, allowed],
+		["its own token", { sub: "agent:agent-1", roles: ["agent"], agent_id: "agent-1", rat: REGISTERED }, allowed],
 		["an operator", { sub: "ops", roles: ["operator"] }, allowed],
 		["an admin", { sub: "root", roles: ["admin"] }, allowed],
 		["a token that is an agent's and an operator's", { sub: "both", roles: ["agent", "operator"], agent_id: "agent-2" }, allowed],
@@ -198,7 +199,9 @@ describe("load: per core node, summed", () => {
 // ---------- registration ----------
 
 const REGISTRATION: AgentRegistration = { name: "crawler", type: "validator", capabilities: ["fetch", "parse", "fetch"] };
-const roomy = (fields: Partial<RegistrationContext> = {}): RegistrationContext => ({ now: new Date(NOW), id: "agent-new", liveAgents: 0, maxAgents: 10, ...fields });
+const OPERATOR: Principal = { sub: "olive", roles: ["operator"] };
+const API_KEY: Principal = { sub: "api-key", roles: [], via_api_key: true };
+const roomy = (fields: Partial<RegistrationContext> = {}): RegistrationContext => ({ now: new Date(NOW), id: "agent-new", storedAgents: 0, maxAgents: 10, by: OPERATOR, ...fields });
 
 describe("registration", () => {
 	test("a new agent: version 1, no load, de-duplicated capabilities, empty endpoints and resources, no node or service", () => {
@@ -240,20 +243,51 @@ describe("registration", () => {
 			}
 		});
 	});
+
+	test("a drained agent comes back draining, whatever it was in between", () => {
+		expect(decideRegistration(agent("offline", { drained: true }), REGISTRATION, roomy())).toMatchObject({ record: { status: "draining", drained: true } });
+	});
 });
 
-describe("registration under MAX_AGENTS", () => {
+describe("registration: who may take a name", () => {
+	const OWN: Principal = { sub: "agent:agent-1", roles: ["agent"], agent_id: "agent-1", rat: REGISTERED };
+	const EARLIER: Principal = { ...OWN, rat: "2020-01-01T00:00:00.000Z" };
+	const OTHER: Principal = { sub: "agent:agent-2", roles: ["agent"], agent_id: "agent-2", rat: REGISTERED };
+	const taken = (status: AgentStatus) => ({
+		reject: {
+			code: "CONFLICT",
+			message: "Agent 'crawler' is registered and alive: re-registering it needs its own token or an operator's",
+			details: { id: "agent-1", status }
+		}
+	});
+	test.each<[string, AgentStatus, Principal | null, "keeps" | "renews" | "refused"]>([
+		["the API key on a live agent", "active", API_KEY, "refused"],
+		["the API key on a draining agent", "draining", API_KEY, "refused"],
+		["another agent's token", "busy", OTHER, "refused"],
+		["a token of an earlier registration", "active", EARLIER, "refused"],
+		["nobody", "active", null, "refused"],
+		["its own token", "active", OWN, "keeps"],
+		["an operator", "unhealthy", OPERATOR, "keeps"],
+		["the API key on an offline agent: a new registration", "offline", API_KEY, "renews"],
+		["another agent's token on an offline agent: a new registration", "offline", OTHER, "renews"]
+	])("%s", (_what, status, by, outcome) => {
+		const decided = decideRegistration(agent(status), REGISTRATION, roomy({ by }));
+		if (outcome === "refused") expect(decided).toStrictEqual(taken(status));
+		else expect(decided).toMatchObject({ record: { id: "agent-1", registered_at: outcome === "keeps" ? REGISTERED : NOW } });
+	});
+});
+
+describe("registration under MAX_AGENTS (what is stored counts, offline agents too)", () => {
 	const LIMIT = { code: "CONFLICT", message: "Agent limit reached (MAX_AGENTS=2)", details: { max_agents: 2 } };
 	test.each<[string, StoredAgent | null, number, "record" | "reject"]>([
 		["a new agent at the limit", null, 2, "reject"],
 		["a new agent over the limit", null, 3, "reject"],
-		["an offline agent coming back at the limit", agent("offline"), 2, "reject"],
 		["a new agent with room", null, 1, "record"],
-		["an offline agent with room", agent("offline"), 1, "record"],
-		...(["active", "busy", "unhealthy", "draining"] as const).map((status): [string, StoredAgent, number, "record"] => [`a live ${status} agent at the limit`, agent(status), 2, "record"]),
-		["a live agent over the limit", agent("active"), 3, "record"]
-	])("%s", (_what, existing, liveAgents, outcome) => {
-		const decided = decideRegistration(existing, REGISTRATION, roomy({ liveAgents, maxAgents: 2 }));
+		// A stored agent is already counted: coming back adds nothing.
+		...(["active", "busy", "unhealthy", "offline", "draining"] as const).map((status): [string, StoredAgent, number, "record"] => [`a stored ${status} agent at the limit`, agent(status), 2, "record"]),
+		["a stored agent over the limit", agent("active"), 3, "record"]
+	])("%s", (_what, existing, storedAgents, outcome) => {
+		const decided = decideRegistration(existing, REGISTRATION, roomy({ storedAgents, maxAgents: 2 }));
 		if (outcome === "reject") expect(decided).toStrictEqual({ reject: LIMIT });
 		else expect(decided).toMatchObject({ record: { id: existing?.id ?? "agent-new", name: "crawler", updated_at: NOW } });
 	});

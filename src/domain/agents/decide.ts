@@ -2,15 +2,23 @@
  * An agent's registry record as a decider: what a registration, a heartbeat, a health poll, a
  * silence, a drain, a node leaving or a dispatcher's load report makes of it, and whether the
  * change is news for the cluster (`announce`: status or load changed; a plain heartbeat is not).
- * Pure: the clock and the limits come in through the event and the context.
+ * Pure: the clock, the limits and the caller come in through the event and the context.
+ *
+ * Identity: an agent's tokens name its registration (`rat`, its `registered_at`). A name that is
+ * registered and alive can be taken over only by its own token or an operator; a removed or
+ * re-claimed agent gets a new `registered_at`, and every token of the old one stops working.
  */
-import { actsOnOwnAgent } from "../access";
+import { actsOnOwnAgent, isAgentOnly } from "../access";
 import { change, noChange, reject, type Decision, type Rejection } from "../decision";
 import type { Agent, AgentHeartbeat, AgentRegistration, AgentStatus, Principal } from "../../types";
 import { isSilent, statusAfterHealthCheck, statusAfterHeartbeat, statusAfterRegistration, statusAfterSilence } from "./status";
 
-/** The stored record: the wire agent plus its compare-and-set version. */
-export type StoredAgent = Agent & { version: number };
+/** The stored record: the wire agent plus its compare-and-set version and the operator's drain. */
+export type StoredAgent = Agent & {
+	version: number;
+	/** An operator drained it: it stays draining through silences and registrations. */
+	drained?: boolean;
+};
 
 export type AgentEvent =
 	| { type: "heartbeat"; report: AgentHeartbeat; by?: Principal }
@@ -32,30 +40,54 @@ export interface AgentContext {
 	now: Date;
 }
 
+/** Is `by` an agent token of exactly this registration of the agent? */
+export function isOwnCurrentToken(by: Principal, agent: Pick<Agent, "id" | "registered_at">): boolean {
+	return by.roles.includes("agent") && by.agent_id === agent.id && by.rat === agent.registered_at;
+}
+
+/** An agent token that is not (or no longer) this registration's: refused as revoked. */
+function revoked(by: Principal | undefined, agent: StoredAgent): boolean {
+	return Boolean(by && isAgentOnly(by) && by.agent_id === agent.id && by.rat !== agent.registered_at);
+}
+
 function withStatus(agent: StoredAgent, status: AgentStatus, ctx: AgentContext, extra: Partial<StoredAgent> = {}): AgentDecision {
-	if (agent.status === status) return noChange();
+	if (agent.status === status) return Object.keys(extra).length ? change(extra) : noChange();
 	return change({ status, updated_at: ctx.now.toISOString(), ...extra }, [{ type: "announce", previous: agent.status }]);
 }
 
 export interface RegistrationContext extends AgentContext {
 	id: string;
-	/** Agents now alive in the registry (offline ones do not count). */
-	liveAgents: number;
+	/** Agents in the registry now, offline ones included (MAX_AGENTS bounds what is stored). */
+	storedAgents: number;
 	maxAgents: number;
+	/** Who registers: the API key, an agent token, or a user. */
+	by: Principal | null;
 }
 
 /**
- * A registration: a new record, or the existing one (same name, same id) updated. Coming back
- * from offline, or appearing new, needs room under MAX_AGENTS.
+ * A registration: a new record, or the existing one (same name, same id) updated. A new agent
+ * needs room under MAX_AGENTS. A live agent's name needs its own token or an operator; the API
+ * key alone may re-claim a name only once its agent is offline (then it holds no task), and that
+ * starts a new registration, so the old agent's tokens stop working.
  */
 export function decideRegistration(existing: StoredAgent | null, reg: AgentRegistration, ctx: RegistrationContext): { record: StoredAgent } | { reject: Rejection } {
-	if ((!existing || existing.status === "offline") && ctx.liveAgents >= ctx.maxAgents)
-		return { reject: { code: "CONFLICT", message: `Agent limit reached (MAX_AGENTS=${ctx.maxAgents})`, details: { max_agents: ctx.maxAgents } } };
 	const now = ctx.now.toISOString();
+	if (!existing && ctx.storedAgents >= ctx.maxAgents)
+		return { reject: { code: "CONFLICT", message: `Agent limit reached (MAX_AGENTS=${ctx.maxAgents})`, details: { max_agents: ctx.maxAgents } } };
+	const own = ctx.by !== null && existing !== null && isOwnCurrentToken(ctx.by, existing);
+	const operator = ctx.by !== null && ctx.by.roles.some(role => role === "operator" || role === "admin" || role === "system");
+	if (existing && existing.status !== "offline" && !own && !operator)
+		return {
+			reject: {
+				code: "CONFLICT",
+				message: `Agent '${reg.name}' is registered and alive: re-registering it needs its own token or an operator's`,
+				details: { id: existing.id, status: existing.status }
+			}
+		};
 	const fields = {
 		name: reg.name,
 		type: reg.type,
-		status: statusAfterRegistration(existing?.status),
+		status: statusAfterRegistration(existing?.status, existing?.drained),
 		capabilities: [...new Set(reg.capabilities)],
 		endpoints: reg.endpoints ?? {},
 		resources: reg.resources ?? {},
@@ -64,17 +96,24 @@ export function decideRegistration(existing: StoredAgent | null, reg: AgentRegis
 		last_heartbeat: now,
 		updated_at: now
 	};
-	if (existing) return { record: { ...existing, ...fields } };
+	// Its own token or an operator keeps the registration; anyone else starts a new one.
+	if (existing) return { record: { ...existing, ...fields, registered_at: own || operator ? existing.registered_at : now } };
 	return { record: { id: ctx.id, ...fields, current_load: 0, running_tasks: 0, registered_at: now, version: 1 } };
+}
+
+/** Offline for longer than the retention: the record goes. */
+export function isExpired(agent: Pick<Agent, "status" | "last_heartbeat">, now: number, retentionMs: number): boolean {
+	return agent.status === "offline" && now - Date.parse(agent.last_heartbeat) > retentionMs;
 }
 
 export function decideAgent(agent: StoredAgent, event: AgentEvent, ctx: AgentContext): AgentDecision {
 	const now = ctx.now.toISOString();
 	switch (event.type) {
 		case "heartbeat": {
+			if (revoked(event.by, agent)) return reject("UNAUTHORIZED", "This agent token belongs to an earlier registration; register again");
 			if (event.by && !actsOnOwnAgent(event.by, agent.id)) return reject("FORBIDDEN", "An agent may only heartbeat as itself");
 			const { status, current_load } = event.report;
-			const next = statusAfterHeartbeat(agent.status, status);
+			const next = statusAfterHeartbeat(agent.status, status, agent.drained);
 			const news = next !== agent.status || (current_load !== undefined && current_load !== agent.current_load);
 			return change(
 				{ status: next, last_heartbeat: now, updated_at: now, ...(current_load !== undefined ? { current_load } : {}) },
@@ -86,20 +125,20 @@ export function decideAgent(agent: StoredAgent, event: AgentEvent, ctx: AgentCon
 			return next ? withStatus(agent, next, ctx) : noChange();
 		}
 		case "health": {
-			const next = statusAfterHealthCheck(agent.status, event.healthy);
+			const next = statusAfterHealthCheck(agent.status, event.healthy, agent.drained);
 			// A healthy answer is as good as a heartbeat: HTTP agents need not send both.
 			const heard = event.healthy ? { last_heartbeat: now } : {};
-			if (next) return withStatus(agent, next, ctx, heard);
-			return event.healthy ? change(heard) : noChange();
+			return next ? withStatus(agent, next, ctx, heard) : event.healthy ? change(heard) : noChange();
 		}
 		case "drain":
-			return withStatus(agent, "draining", ctx);
+			return agent.status === "draining" && agent.drained ? noChange() : withStatus(agent, agent.status === "offline" ? "offline" : "draining", ctx, { drained: true });
 		case "node-left":
 			return withStatus(agent, "offline", ctx);
 		case "load": {
 			const running_by_node = { ...agent.running_by_node, [event.node_id]: event.running_tasks };
 			if (!event.running_tasks) delete running_by_node[event.node_id];
 			const running_tasks = Object.values(running_by_node).reduce((sum, n) => sum + n, 0);
+			if (running_tasks === agent.running_tasks && (agent.running_by_node?.[event.node_id] ?? 0) === event.running_tasks) return noChange();
 			return change({ running_by_node, running_tasks }, [{ type: "announce", previous: agent.status }]);
 		}
 	}

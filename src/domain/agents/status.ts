@@ -7,9 +7,12 @@ import type { AgentHeartbeat, AgentStatus } from "../../types";
 /** Statuses in which an agent is considered alive (and so watched for silence). */
 export const LIVE_STATUSES: readonly AgentStatus[] = ["active", "busy", "unhealthy", "draining"];
 
-/** A heartbeat proves the agent lives. Draining was an operator's decision: a heartbeat does not undo it. */
-export function statusAfterHeartbeat(current: AgentStatus, reported: AgentHeartbeat["status"]): AgentStatus {
-	if (current === "draining" || reported === "draining") return "draining";
+/**
+ * A heartbeat proves the agent lives. Draining was an operator's decision (`drained`): neither a
+ * heartbeat nor a spell offline undoes it.
+ */
+export function statusAfterHeartbeat(current: AgentStatus, reported: AgentHeartbeat["status"], drained = false): AgentStatus {
+	if (drained || current === "draining" || reported === "draining") return "draining";
 	if (reported === "busy") return "busy";
 	return "active";
 }
@@ -24,14 +27,14 @@ export function statusAfterSilence(current: AgentStatus): AgentStatus | null {
 }
 
 /** Outcome of polling an HTTP agent's `endpoints.health`. */
-export function statusAfterHealthCheck(current: AgentStatus, healthy: boolean): AgentStatus | null {
-	if (healthy) return current === "unhealthy" || current === "offline" ? "active" : null;
+export function statusAfterHealthCheck(current: AgentStatus, healthy: boolean, drained = false): AgentStatus | null {
+	if (healthy) return current === "unhealthy" || current === "offline" ? (drained ? "draining" : "active") : null;
 	return current === "active" || current === "busy" ? "unhealthy" : null;
 }
 
 /** Re-registering the same name: the agent is back, unless an operator is draining it. */
-export function statusAfterRegistration(current: AgentStatus | undefined): AgentStatus {
-	return current === "draining" ? "draining" : "active";
+export function statusAfterRegistration(current: AgentStatus | undefined, drained = false): AgentStatus {
+	return drained || current === "draining" ? "draining" : "active";
 }
 
 /** Can the dispatcher hand this agent new work? */

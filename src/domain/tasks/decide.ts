@@ -15,6 +15,8 @@ export interface TaskFailure {
 	code: "EXECUTION_ERROR" | "TIMEOUT" | "DELIVERY_FAILED" | "AGENT_LOST";
 	message: string;
 	retryable: boolean;
+	/** The agent's own code for what went wrong (e.g. PATH_OUTSIDE_DATA_ROOT), passed on in the error event. */
+	reason?: string;
 }
 
 export type TaskEvent =
@@ -126,10 +128,20 @@ function attemptEnded(agentId: string | null): TaskEffect[] {
 	return [{ type: "announce" }, { type: "clear-attempt-timer" }, ...(agentId ? [{ type: "agent-load", agentId } as const] : [])];
 }
 
-/** Is this report about the attempt now running? A stale result (an earlier attempt's) is dropped without a word. */
+/**
+ * Is this report about the attempt now running? A caller's report must be (else 409, naming a
+ * callback token's own attempt when it is over); a result the runtime delivers for an earlier
+ * attempt is dropped without a word.
+ */
 function reportOn(task: Task, event: { attempt?: number; by?: Principal }): TaskDecision | "current" {
 	if (event.by && !mayReportOnTask(event.by, task.task_id, task.assigned_agent)) return reject("FORBIDDEN", "Not this agent's task");
-	if (event.attempt === undefined) return task.status === "running" ? "current" : notRunning(task);
+	if (event.attempt === undefined) {
+		if (task.status !== "running") return notRunning(task);
+		const tokenAttempt = event.by?.attempt;
+		if (tokenAttempt !== undefined && tokenAttempt !== task.attempt)
+			return reject("CONFLICT", `Attempt ${tokenAttempt} of this task is over; it is on attempt ${task.attempt}`, { attempt: task.attempt });
+		return "current";
+	}
 	return task.status === "running" && task.attempt === event.attempt ? "current" : noChange();
 }
 
@@ -191,8 +203,8 @@ export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): Task
 			return noChange([{ type: "arm-attempt-timer", attempt: task.attempt, at: startedAt + task.timeout * 1000 }]);
 		}
 		case "progress": {
-			if (event.by && !mayReportOnTask(event.by, task.task_id, task.assigned_agent)) return reject("FORBIDDEN", "Not this agent's task");
-			if (task.status !== "running") return notRunning(task);
+			const on = reportOn(task, { by: event.by });
+			if (on !== "current") return on;
 			return change({ progress: event.progress, ...(event.message ? { logs: withLog(task, "info", event.message, ctx.now) } : {}) }, [{ type: "announce" }]);
 		}
 		case "complete": {

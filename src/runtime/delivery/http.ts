@@ -29,6 +29,8 @@ export function httpTransport({ broker, config, callbackBase }: TransportContext
 					roles: ["agent"],
 					agent_id: agent.id,
 					task_id: task.task_id,
+					attempt: task.attempt,
+					rat: agent.registered_at,
 					expiresInSec: config.callbackTokenTtlSec || Math.ceil(task.timeout) + 300
 				}),
 				callbacks: { progress: `${base}/progress`, complete: `${base}/complete`, fail: `${base}/fail` }

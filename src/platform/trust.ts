@@ -1,0 +1,248 @@
+/**
+ * Trust between nodes. A node that holds JWT_SECRET is trusted; any other process on the
+ * transporter is not, whatever it says about itself.
+ *
+ * - Principals: an action never believes `meta.user` from the wire. The principal is what this
+ *   node can verify: a token in `meta.token` (a user's, an agent's, or a trusted node's own
+ *   system token), or the API key in `meta.apiKey`. It is put in `ctx.locals.principal`, out of
+ *   reach of the meta that remote answers merge back, and checked against the action's `access`.
+ * - Calls and events a trusted node starts carry its system token, but only to our own services:
+ *   a call to an agent's node never carries a credential of ours.
+ * - Our events (task.updated, agent.updated, …) are taken only from trusted nodes.
+ * - Our service names: a node may announce `tasks`, `agents`, … only with a proof made with the
+ *   secret (an HMAC over its node id and instance id in its INFO metadata); otherwise those
+ *   services are dropped from its announcement, so no call or balanced event is ever routed to it.
+ *   Agent nodes, which hold only API_KEY, accept server services only from nodes proving the key.
+ */
+import { createHmac } from "node:crypto";
+import type { Context, Middleware, ServiceBroker } from "moleculer";
+import { isAllowed, type AccessRule } from "../domain/access";
+import { EVENTS, type Principal } from "../types";
+import type { EnvConfig } from "./config";
+import { ApiError, forbidden, unauthorized } from "./errors";
+import { expiryOf, mintToken, sameSecret, TokenError, verifyToken } from "./tokens";
+
+/** What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent nodes' `execute`). */
+export type Access = AccessRule | "public" | "system" | "delivery";
+
+/** Services only trusted nodes may offer. */
+export const SERVER_SERVICES = ["agents", "tasks", "pipelines", "pipeline-definitions", "audit", "auth", "api", "metrics", "realtime"] as const;
+const SERVER_SERVICE_SET: ReadonlySet<string> = new Set(SERVER_SERVICES);
+const PROTECTED_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENTS));
+
+/** The principal of a trusted node's own calls. */
+export const SYSTEM_ROLE = "system";
+const SYSTEM_TOKEN_TTL_SEC = 3600;
+
+export interface TrustMeta {
+	token?: string;
+	apiKey?: string;
+}
+
+/** The principal this node verified for the call or event, or null (anonymous). */
+export function principalOf(ctx: Context): Principal | null {
+	return ((ctx.locals as { principal?: Principal | null }).principal ?? null) as Principal | null;
+}
+
+export function isSystem(principal: Principal | null | undefined): boolean {
+	return Boolean(principal?.roles.includes(SYSTEM_ROLE as never));
+}
+
+function proof(secret: string, kind: string, namespace: string, nodeID: string, instanceID: string): string {
+	return createHmac("sha256", secret).update(`${kind}\n${namespace}\n${nodeID}\n${instanceID}`).digest("hex");
+}
+
+/** Verified tokens by their text, until they expire: every call of a request would verify the same one again. */
+class VerifiedTokens {
+	private readonly entries = new Map<string, { principal: Principal; until: number }>();
+
+	constructor(private readonly verify: (token: string) => Principal, private readonly max = 10_000) {}
+
+	get(token: string): Principal {
+		const now = Date.now();
+		const hit = this.entries.get(token);
+		if (hit && hit.until > now) return hit.principal;
+		const principal = this.verify(token);
+		if (this.entries.size >= this.max) this.entries.clear();
+		const exp = expiryOf(token);
+		this.entries.set(token, { principal, until: exp ? exp * 1000 : now + 60_000 });
+		return principal;
+	}
+}
+
+/** A call names its action, or (moleculer-web) hands over an endpoint already chosen. */
+type ActionRef = string | { action?: { name?: string }; name?: string };
+
+function actionNameOf(ref: ActionRef): string {
+	return typeof ref === "string" ? ref : (ref.action?.name ?? ref.name ?? "");
+}
+
+function serviceOf(actionName: string): string {
+	const dot = actionName.lastIndexOf(".");
+	return dot === -1 ? actionName : actionName.slice(0, dot);
+}
+
+type CallOptions = { meta?: Record<string, unknown>; parentCtx?: Context } & Record<string, unknown>;
+type Call = (action: ActionRef, params?: unknown, opts?: CallOptions) => Promise<unknown>;
+type Emit = (eventName: string, payload?: unknown, opts?: unknown) => Promise<void>;
+type Handler = (ctx: Context) => Promise<unknown>;
+type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<string, unknown>; services?: Array<{ name?: string }> };
+
+export function trustMiddleware(config: EnvConfig): Middleware {
+	const { jwtSecret, apiKey } = config.secrets;
+	const namespace = config.broker.namespace;
+	const tokens = jwtSecret ? new VerifiedTokens(token => verifyToken(jwtSecret, token)) : null;
+	let broker: ServiceBroker;
+	let system: { token: string; until: number } | null = null;
+	const warned = new Set<string>();
+
+	const systemToken = (): string | undefined => {
+		if (!jwtSecret) return undefined;
+		if (!system || system.until < Date.now()) {
+			const token = mintToken(jwtSecret, { sub: `system:${broker.nodeID}`, roles: [SYSTEM_ROLE as never], expiresInSec: SYSTEM_TOKEN_TTL_SEC });
+			system = { token, until: Date.now() + (SYSTEM_TOKEN_TTL_SEC / 2) * 1000 };
+		}
+		return system.token;
+	};
+
+	/** The caller's credentials, verified; null for none. A presented but bad credential is refused. */
+	const principalFrom = (meta: TrustMeta): Principal | null => {
+		if (typeof meta.token === "string" && meta.token) {
+			if (!tokens) throw unauthorized("This node cannot verify tokens");
+			try {
+				return tokens.get(meta.token);
+			} catch (err) {
+				throw unauthorized(err instanceof TokenError ? err.message : "Invalid token");
+			}
+		}
+		if (typeof meta.apiKey === "string" && meta.apiKey) {
+			if (!apiKey || !sameSecret(meta.apiKey, apiKey)) throw unauthorized("Invalid API key");
+			return { sub: "api-key", roles: [], via_api_key: true };
+		}
+		return null;
+	};
+
+	/** Our services' actions say who may call them, and say nothing only when the cluster's own nodes alone may. */
+	const enforce = (principal: Principal | null, access: Access | undefined, action: string) => {
+		if (access === "public" || access === "delivery") return;
+		if (access === undefined && !SERVER_SERVICE_SET.has(serviceOf(action))) return;
+		if (isSystem(principal)) return;
+		if (access === undefined || access === "system") throw forbidden(`${action} is for the cluster's own nodes`);
+		if (!principal) throw unauthorized();
+		if (!isAllowed(principal, access)) throw forbidden(`Role ${JSON.stringify(principal.roles)} may not call ${action}`);
+	};
+
+	/** On server nodes: the secret's proof; on agent nodes: the API key's. */
+	const trustedInfo = (info: InfoPayload): boolean => {
+		const { sender, instanceID, metadata } = info;
+		if (!sender || !instanceID || !metadata) return false;
+		if (jwtSecret) return metadata.trust === proof(jwtSecret, "trust", namespace, sender, instanceID);
+		return Boolean(apiKey) && metadata.registrar === proof(apiKey!, "registrar", namespace, sender, instanceID);
+	};
+
+	/** Our own services keep their credentials to themselves: nothing of ours goes to an agent's node. */
+	const withCredentials = (actionName: string, opts: CallOptions | undefined): CallOptions | undefined => {
+		if (!jwtSecret || actionName.startsWith("$")) return opts;
+		if (!SERVER_SERVICE_SET.has(serviceOf(actionName))) return { ...opts, meta: { ...opts?.meta, token: undefined, apiKey: undefined } };
+		if (opts?.meta?.token || opts?.meta?.apiKey || opts?.parentCtx) return opts;
+		return { ...opts, meta: { ...opts?.meta, token: systemToken() } };
+	};
+
+	const withSystemToken = (opts: unknown): unknown => {
+		const token = systemToken();
+		if (!token) return opts;
+		const base: { meta?: object } & Record<string, unknown> = typeof opts === "string" || Array.isArray(opts) ? { groups: opts } : ((opts ?? {}) as { meta?: object });
+		return { ...base, meta: { ...base.meta, token } };
+	};
+
+	return {
+		name: "Trust",
+
+		created(b: ServiceBroker) {
+			broker = b;
+			const metadata = b.metadata as Record<string, unknown>;
+			if (jwtSecret) metadata.trust = proof(jwtSecret, "trust", namespace, b.nodeID, b.instanceID);
+			if (jwtSecret && apiKey) metadata.registrar = proof(apiKey, "registrar", namespace, b.nodeID, b.instanceID);
+		},
+
+		transitMessageHandler(next: (cmd: string, packet: { payload: InfoPayload }) => unknown) {
+			return (cmd: string, packet: { payload: InfoPayload }) => {
+				const info = packet.payload;
+				if (cmd === "INFO" && info?.services?.some(s => s.name && SERVER_SERVICE_SET.has(s.name)) && !trustedInfo(info)) {
+					const key = `${info.sender}/${info.instanceID}`;
+					if (!warned.has(key)) {
+						warned.add(key);
+						broker.logger.warn({ node: info.sender }, "untrusted node announced server services: ignored");
+					}
+					info.services = info.services.filter(s => !s.name || !SERVER_SERVICE_SET.has(s.name));
+				}
+				return next(cmd, packet);
+			};
+		},
+
+		call(next: Call) {
+			return (action: ActionRef, params?: unknown, opts?: CallOptions) => next(action, params, withCredentials(actionNameOf(action), opts));
+		},
+		emit(next: Emit) {
+			return (eventName: string, payload?: unknown, opts?: unknown) => next(eventName, payload, withSystemToken(opts));
+		},
+		broadcast(next: Emit) {
+			return (eventName: string, payload?: unknown, opts?: unknown) => next(eventName, payload, withSystemToken(opts));
+		},
+
+		localAction(next: Handler, action: { name: string; access?: Access; visibility?: string }) {
+			// Nothing here can be verified without the secret (agent nodes check their deliveries themselves);
+			// Moleculer's own `$` services and actions not callable from other nodes need no principal.
+			if (!jwtSecret || action.name.startsWith("$") || action.visibility === "private" || action.visibility === "protected") return next;
+			return function verified(ctx: Context) {
+				let principal: Principal | null;
+				try {
+					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+					enforce(principal, action.access, action.name);
+				} catch (err) {
+					return Promise.reject(err instanceof ApiError ? err : unauthorized());
+				}
+				(ctx.locals as { principal?: Principal | null }).principal = principal;
+				return next(ctx);
+			};
+		},
+
+		localEvent(next: Handler, event: { name: string }) {
+			if (!PROTECTED_EVENTS.has(event.name)) return next;
+			return function fromTrustedNode(ctx: Context) {
+				let principal: Principal | null = null;
+				try {
+					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+				} catch {
+					principal = null;
+				}
+				if (!isSystem(principal)) {
+					const key = `event:${event.name}:${ctx.nodeID}`;
+					if (!warned.has(key)) {
+						warned.add(key);
+						broker.logger.warn({ event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
+					}
+					return Promise.resolve();
+				}
+				(ctx.locals as { principal?: Principal | null }).principal = principal;
+				return next(ctx);
+			};
+		}
+	} as unknown as Middleware;
+}
+
+/**
+ * The key an agent checks its deliveries with: derived from the secret and its registration, so
+ * every trusted node knows it without storing it, and a new registration gets a new one.
+ */
+export function deliveryKey(jwtSecret: string, agent: { id: string; registered_at: string }): string {
+	return createHmac("sha256", jwtSecret).update(`delivery\n${agent.id}\n${agent.registered_at}`).digest("hex");
+}
+
+export function signDelivery(key: string, taskId: string, attempt: number): string {
+	return createHmac("sha256", key).update(`${taskId}\n${attempt}`).digest("hex");
+}
+
+export function verifyDelivery(key: string, taskId: string, attempt: number, signature: unknown): boolean {
+	return typeof signature === "string" && sameSecret(signature, signDelivery(key, taskId, attempt));
+}
