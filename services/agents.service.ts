@@ -15,7 +15,8 @@ import { ApiError } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { mintToken } from "../src/platform/tokens";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
-import { probeHealth } from "../src/runtime/health-checks";
+import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
+import { forEachBounded, HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
 import { every } from "../src/runtime/periodic";
 import { Snapshot } from "../src/runtime/snapshot";
 import { COLLECTIONS } from "../src/storage/collections";
@@ -30,6 +31,7 @@ type Meta = { user?: Principal | null };
 
 interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	config: AppConfig;
+	egress: EgressPolicy;
 	actor: EntityActor<StoredAgent>;
 	snapshot: Snapshot<StoredAgent>;
 	timers: NodeJS.Timeout[];
@@ -234,19 +236,16 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 		async pollHealth(this: AgentsThis) {
 			const agents = await this.store.find({ filter: { status: { $in: ["active", "busy", "unhealthy", "offline"] } } });
-			await Promise.all(
-				agents
-					.filter(a => a.endpoints.health)
-					.map(async a => {
-						const healthy = await probeHealth(a.endpoints.health!, this.config.healthCheckTimeoutMs);
-						await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
-					})
-			);
+			await forEachBounded(agents.filter(a => a.endpoints.health), HEALTH_POLL_CONCURRENCY, async a => {
+				const healthy = await probeHealth(this.egress, a.endpoints.health!, this.config.healthCheckTimeoutMs);
+				await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
+			});
 		}
 	},
 
 	created(this: AgentsThis) {
 		this.config = appConfig(this.broker);
+		this.egress = egressPolicy(this.config);
 		this.timers = [];
 		this.actor = new EntityActor<StoredAgent>({ kind: "Agent", idField: "id", store: () => this.store, maxTries: 6 });
 		// Every agent, sorted by name; only `last_heartbeat` may lag, by about LIST_MAX_AGE_MS (heartbeats are not announced).
