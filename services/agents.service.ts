@@ -11,7 +11,7 @@ import { decideAgent, decideRegistration, type AgentEffect, type AgentEvent, typ
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { ApiError } from "../src/platform/errors";
+import { ApiError, invalid } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { mintToken } from "../src/platform/tokens";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
@@ -82,6 +82,9 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				service: { type: "string", optional: true }
 			},
 			async handler(this: AgentsThis, ctx: Context<AgentRegistration, Meta>): Promise<RegisteredAgent> {
+				const { task, status, health } = ctx.params.endpoints ?? {};
+				const refused = await this.egress.refusedFields({ "endpoints.task": task, "endpoints.status": status, "endpoints.health": health });
+				if (refused.length) throw invalid(refused);
 				const id = agentIdFor(ctx.params.name);
 				// One registration at a time per node, so the MAX_AGENTS count cannot be raced past locally.
 				const agent = await this.actor.exclusive("$registrations", async () => {

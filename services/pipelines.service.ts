@@ -16,8 +16,9 @@ import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type 
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { notFound } from "../src/platform/errors";
+import { invalid, notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { egressPolicy } from "../src/runtime/egress";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
@@ -79,6 +80,9 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				$$strict: "remove"
 			},
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
+				const webhook = ctx.params.notification?.webhook;
+				const refused = await egressPolicy(this.config).refusedFields({ "notification.webhook": webhook });
+				if (refused.length) throw invalid(refused);
 				const pipeline = await this.pipelineOf(ctx.params.id);
 				const key = ctx.meta.idempotencyKey;
 				const runId = key ? idempotentId("run", [ctx.meta.user?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
