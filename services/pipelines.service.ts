@@ -81,6 +81,8 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			},
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
 				const webhook = ctx.params.notification?.webhook;
+				if (webhook && !this.config.secrets.webhookSecret)
+					throw invalid([{ field: "notification.webhook", message: "WEBHOOK_SECRET is required for webhooks and is not set on this server.", type: "config" }]);
 				const refused = await egressPolicy(this.config).refusedFields({ "notification.webhook": webhook });
 				if (refused.length) throw invalid(refused);
 				const pipeline = await this.pipelineOf(ctx.params.id);
