@@ -11,12 +11,13 @@ import { decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type Age
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { ApiError } from "../src/platform/errors";
+import { ApiError, invalid } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { expiryOf, mintToken } from "../src/platform/tokens";
 import { deliveryKey, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
-import { probeHealth } from "../src/runtime/health-checks";
+import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
+import { forEachBounded, HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
 import { every } from "../src/runtime/periodic";
 import { Snapshot } from "../src/runtime/snapshot";
 import { COLLECTIONS } from "../src/storage/collections";
@@ -31,6 +32,7 @@ type Meta = { token?: string };
 
 interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	config: AppConfig;
+	egress: EgressPolicy;
 	actor: EntityActor<StoredAgent>;
 	snapshot: Snapshot<StoredAgent>;
 	timers: NodeJS.Timeout[];
@@ -88,6 +90,9 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				service: { type: "string", optional: true }
 			},
 			async handler(this: AgentsThis, ctx: Context<AgentRegistration, Meta>): Promise<RegisteredAgent> {
+				const { task, status, health } = ctx.params.endpoints ?? {};
+				const refused = await this.egress.refusedFields({ "endpoints.task": task, "endpoints.status": status, "endpoints.health": health });
+				if (refused.length) throw invalid(refused);
 				const id = agentIdFor(ctx.params.name);
 				const by = principalOf(ctx);
 				// One registration at a time per node, so the MAX_AGENTS count cannot be raced past locally.
@@ -271,19 +276,16 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 		async pollHealth(this: AgentsThis) {
 			const agents = await this.store.find({ filter: { status: { $in: ["active", "busy", "unhealthy", "offline"] } } });
-			await Promise.all(
-				agents
-					.filter(a => a.endpoints.health)
-					.map(async a => {
-						const healthy = await probeHealth(a.endpoints.health!, this.config.healthCheckTimeoutMs);
-						await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
-					})
-			);
+			await forEachBounded(agents.filter(a => a.endpoints.health), HEALTH_POLL_CONCURRENCY, async a => {
+				const healthy = await probeHealth(this.egress, a.endpoints.health!, this.config.healthCheckTimeoutMs);
+				await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
+			});
 		}
 	},
 
 	created(this: AgentsThis) {
 		this.config = appConfig(this.broker);
+		this.egress = egressPolicy(this.config);
 		this.timers = [];
 		this.actor = new EntityActor<StoredAgent>({ kind: "Agent", idField: "id", store: () => this.store, maxTries: 6 });
 		// Every agent, sorted by name; only `last_heartbeat` may lag, by about LIST_MAX_AGE_MS (heartbeats are not announced).

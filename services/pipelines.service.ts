@@ -16,9 +16,10 @@ import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type 
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { notFound } from "../src/platform/errors";
+import { invalid, notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { principalOf } from "../src/platform/trust";
+import { egressPolicy } from "../src/runtime/egress";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
@@ -80,6 +81,11 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				$$strict: "remove"
 			},
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
+				const webhook = ctx.params.notification?.webhook;
+				if (webhook && !this.config.secrets.webhookSecret)
+					throw invalid([{ field: "notification.webhook", message: "WEBHOOK_SECRET is required for webhooks and is not set on this server.", type: "config" }]);
+				const refused = await egressPolicy(this.config).refusedFields({ "notification.webhook": webhook });
+				if (refused.length) throw invalid(refused);
 				const pipeline = await this.pipelineOf(ctx.params.id);
 				const key = ctx.meta.idempotencyKey;
 				const runId = key ? idempotentId("run", [principalOf(ctx)?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");

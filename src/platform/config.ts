@@ -225,6 +225,17 @@ function agentSettings(env: Env, dataDir: string): AgentNodeSettings {
 	};
 }
 
+/** The callback base handed to HTTP agents: an absolute http(s) URL, no credentials (they would reach every agent), no query. */
+function publicUrl(env: Env): string | undefined {
+	const raw = text(env, "PUBLIC_URL");
+	if (raw === undefined) return undefined;
+	const url = URL.canParse(raw) ? new URL(raw) : undefined;
+	if (url?.protocol !== "http:" && url?.protocol !== "https:") throw new ConfigError("PUBLIC_URL", "expected an absolute http:// or https:// URL");
+	if (url.username || url.password) throw new ConfigError("PUBLIC_URL", "must not carry credentials (user:password@): it is handed to every agent");
+	if (url.search || url.hash) throw new ConfigError("PUBLIC_URL", "must not have a query or a fragment: callback paths are appended to it");
+	return raw.replace(/\/+$/, "");
+}
+
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
 /**
@@ -279,7 +290,7 @@ export function loadConfig(env: Env = process.env, role: NodeRole = "server"): E
 		retryBaseDelayMs: integer(env, "RETRY_BASE_DELAY_MS", 1000, 0),
 		retryMaxDelayMs: integer(env, "RETRY_MAX_DELAY_MS", 60_000, 0),
 		callbackTokenTtlSec: integer(env, "CALLBACK_TOKEN_TTL_SEC", 0, 0),
-		publicUrl: text(env, "PUBLIC_URL")?.replace(/\/+$/, ""),
+		publicUrl: publicUrl(env),
 		maxWsConnections: integer(env, "MAX_WS_CONNECTIONS", 10_000, 1),
 		wsClientBufferLimit: integer(env, "WS_CLIENT_BUFFER_BYTES", 1024 * 1024, 1024),
 		wsAuthTimeoutMs: integer(env, "WS_AUTH_TIMEOUT_MS", 10_000, 10),

@@ -1,10 +1,25 @@
-/** One poll of an HTTP agent's `endpoints.health`: healthy on a 2xx within the timeout. */
-export async function probeHealth(url: string, timeoutMs: number): Promise<boolean> {
+/**
+ * Polls of HTTP agents' `endpoints.health`: healthy on a 2xx within the timeout, through the
+ * egress policy (a redirect is not followed and counts as unhealthy). At most `limit` at once.
+ */
+import type { EgressPolicy } from "./egress";
+
+/** Health polls in flight at once on one node. */
+export const HEALTH_POLL_CONCURRENCY = 16;
+
+export async function probeHealth(egress: EgressPolicy, url: string, timeoutMs: number): Promise<boolean> {
 	try {
-		const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-		await res.body?.cancel();
-		return res.ok;
+		return (await egress.fetch(url, { signal: AbortSignal.timeout(timeoutMs) })).ok;
 	} catch {
 		return false;
 	}
+}
+
+/** Runs `work` on every item with at most `limit` running at once; resolves when all are done. */
+export async function forEachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+	let next = 0;
+	const lane = async () => {
+		while (next < items.length) await work(items[next++]);
+	};
+	await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

@@ -1,7 +1,8 @@
 /**
- * Tells the outside world that a run ended: its webhook (signed, retried with backoff) and its
- * email (through SMTP_URL, retried). Never throws and never touches the run's outcome: each
- * notification's result is logged and written to the audit log as the system's own action.
+ * Tells the outside world that a run ended: its webhook (signed with WEBHOOK_SECRET, sent through
+ * the egress policy, retried with backoff) and its email (through SMTP_URL, retried). Never throws
+ * and never touches the run's outcome: each notification's result is logged and written to the
+ * audit log as the system's own action.
  */
 import type { Logger, ServiceBroker } from "moleculer";
 import nodemailer, { type Transporter } from "nodemailer";
@@ -9,6 +10,7 @@ import { retryDelayMs } from "../domain/backoff";
 import { runView, type StoredRun } from "../domain/pipelines/runs";
 import type { AppConfig } from "../platform/config";
 import { EVENTS, type AuditEntry } from "../types";
+import { egressPolicy, redactUrl } from "./egress";
 import { runEmail, sendWebhook, WEBHOOK_ATTEMPTS } from "./notifications";
 
 const EMAIL_ATTEMPTS = 3;
@@ -34,14 +36,23 @@ export class RunNotifier {
 	}
 
 	private async webhook(url: string, run: StoredRun): Promise<void> {
+		const where = redactUrl(url);
+		const secret = this.config.secrets.webhookSecret;
+		if (!secret) {
+			// Execute refuses a webhook without it; a run made elsewhere can still reach a node without it.
+			this.logger.warn({ run: run.run_id, url: where }, "WEBHOOK_SECRET is not set: webhook notification not sent");
+			this.audit("notification.webhook", "POST", run.run_id, where, false, 0);
+			return;
+		}
+		const egress = egressPolicy(this.config);
 		const outcome = await sendWebhook({
 			url,
 			body: JSON.stringify(runView(run)),
-			secret: this.config.secrets.jwtSecret,
+			secret,
 			attempts: WEBHOOK_ATTEMPTS,
-			delayMs: attempt => this.delay(attempt)
+			delayMs: attempt => this.delay(attempt),
+			fetch: (target, init) => egress.fetch(target, init)
 		});
-		const where = url.split("?")[0];
 		if (!outcome.ok) this.logger.warn({ run: run.run_id, url: where, attempts: outcome.attempts, error: outcome.error }, "webhook notification failed");
 		this.audit("notification.webhook", "POST", run.run_id, where, outcome.ok, outcome.status ?? 0);
 	}

@@ -8,7 +8,6 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Context } from "moleculer";
 import { SMTPServer } from "smtp-server";
-import { TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";
 import { complete, fail, postJson, silent, startHttpAgent, type AgentScript, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase, type TestDatabase } from "../support/postgres";
@@ -22,17 +21,18 @@ type ProgressEvent = { run: { run_id: string; pipeline_id: string; status: strin
 const TYPES = ["data-ingestion", "transformation", "analysis", "validation", "processing", "output"] as const;
 const stageIndex = (d: TaskDelivery) => (d.payload.stage as { index: number }).index;
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+const WEBHOOK_SECRET = "test-webhook-secret-0123456789";
 
 /** Answers the scripted statuses in turn (the last one for ever), keeping each raw body and its signature. */
 async function startWebhookReceiver(statuses: number[]) {
-	const received: Array<{ body: string; signature: string | undefined; status: number }> = [];
+	const received: Array<{ body: string; signature: string | undefined; timestamp: string | undefined; status: number }> = [];
 	const server = http.createServer((req, res) => {
 		let body = "";
 		req.setEncoding("utf8");
 		req.on("data", chunk => (body += chunk));
 		req.on("end", () => {
 			const status = statuses[Math.min(received.length, statuses.length - 1)];
-			received.push({ body, signature: req.headers["x-mcp-signature"] as string | undefined, status });
+			received.push({ body, signature: req.headers["x-mcp-signature"] as string | undefined, timestamp: req.headers["x-mcp-timestamp"] as string | undefined, status });
 			res.statusCode = status;
 			res.end();
 		});
@@ -115,7 +115,8 @@ describe("pipelines", () => {
 			RETRY_MAX_DELAY_MS: "200",
 			HEALTH_CHECK_INTERVAL_MS: "60000",
 			SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
-			SMTP_FROM: "mcp@test.local"
+			SMTP_FROM: "mcp@test.local",
+			WEBHOOK_SECRET
 		});
 		// Hot-added after start: Moleculer starts it and routes the broadcast to it like to any service.
 		server.broker.createService({
@@ -347,7 +348,7 @@ describe("pipelines", () => {
 		await untilRun(one, runId, "completed");
 	});
 
-	test("webhook: the final run, signed with JWT_SECRET, retried after a 500", async () => {
+	test("webhook: the final run, signed with WEBHOOK_SECRET over its timestamp, retried after a 500", async () => {
 		await agentFor("webhook");
 		const receiver = await startWebhookReceiver([500, 200]);
 		try {
@@ -357,8 +358,9 @@ describe("pipelines", () => {
 			await waitFor(async () => receiver.received.length >= 2);
 			await sleep(200);
 			expect(receiver.received.map(r => r.status)).toEqual([500, 200]);
-			for (const { body, signature } of receiver.received) {
-				expect(signature).toBe(`sha256=${createHmac("sha256", TEST_SECRETS.JWT_SECRET).update(body).digest("hex")}`);
+			for (const { body, signature, timestamp } of receiver.received) {
+				expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);
+				expect(signature).toBe(`sha256=${createHmac("sha256", WEBHOOK_SECRET).update(`${timestamp}.${body}`).digest("hex")}`);
 				expect(JSON.parse(body)).toEqual(await getRun(pipelineId, runId));
 			}
 			expect(JSON.parse(receiver.received[0].body)).toMatchObject({ run_id: runId, status: "completed", completed_stages: [0, 1] });

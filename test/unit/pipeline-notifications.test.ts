@@ -14,20 +14,29 @@ const run: RunView = {
 };
 
 describe("signing", () => {
-	test("sha256=<hex HMAC of the exact body>", () => {
+	const NOW = 1_700_000_000;
+
+	test('sha256=<hex HMAC of "<timestamp>.<body>">', () => {
 		const body = JSON.stringify({ a: "ü", b: [1, 2] });
-		expect(signBody(SECRET, body)).toBe(`sha256=${createHmac("sha256", SECRET).update(Buffer.from(body, "utf8")).digest("hex")}`);
-		expect(signBody(SECRET, body)).toMatch(/^sha256=[0-9a-f]{64}$/);
+		expect(signBody(SECRET, NOW, body)).toBe(`sha256=${createHmac("sha256", SECRET).update(Buffer.from(`${NOW}.${body}`, "utf8")).digest("hex")}`);
+		expect(signBody(SECRET, NOW, body)).toMatch(/^sha256=[0-9a-f]{64}$/);
 	});
 
-	test("verification accepts only the same body and secret", () => {
+	test("verification accepts only the same body, timestamp and secret, within the tolerance", () => {
 		const body = '{"x":1}';
-		const signature = signBody(SECRET, body);
-		expect(verifySignature(SECRET, body, signature)).toBe(true);
-		expect(verifySignature(SECRET, '{"x": 1}', signature)).toBe(false);
-		expect(verifySignature("other", body, signature)).toBe(false);
-		expect(verifySignature(SECRET, body, undefined)).toBe(false);
-		expect(verifySignature(SECRET, body, "sha256=00")).toBe(false);
+		const signature = signBody(SECRET, NOW, body);
+		const at = { nowSec: NOW + 10 };
+		expect(verifySignature(SECRET, body, signature, String(NOW), at)).toBe(true);
+		expect(verifySignature(SECRET, '{"x": 1}', signature, String(NOW), at)).toBe(false);
+		expect(verifySignature("other", body, signature, String(NOW), at)).toBe(false);
+		expect(verifySignature(SECRET, body, signature, String(NOW + 1), at)).toBe(false);
+		expect(verifySignature(SECRET, body, undefined, String(NOW), at)).toBe(false);
+		expect(verifySignature(SECRET, body, signature, undefined, at)).toBe(false);
+		expect(verifySignature(SECRET, body, "sha256=00", String(NOW), at)).toBe(false);
+		// A replay: the right signature, too late (or too early).
+		expect(verifySignature(SECRET, body, signature, String(NOW), { nowSec: NOW + 301 })).toBe(false);
+		expect(verifySignature(SECRET, body, signature, String(NOW), { nowSec: NOW - 301 })).toBe(false);
+		expect(verifySignature(SECRET, body, signature, String(NOW), { nowSec: NOW + 301, toleranceSec: 600 })).toBe(true);
 	});
 });
 
@@ -48,18 +57,27 @@ describe("sendWebhook", () => {
 
 	test("a 2xx at once: one signed POST, no waiting", async () => {
 		const net = scripted([204]);
-		const outcome = await sendWebhook({ url: "http://h/hook", body: '{"a":1}', secret: SECRET, delayMs, fetch: net.fetch, sleep: net.sleep });
+		const now = () => 1_700_000_000_500;
+		const outcome = await sendWebhook({ url: "http://h/hook", body: '{"a":1}', secret: SECRET, delayMs, fetch: net.fetch, sleep: net.sleep, now });
 		expect(outcome).toEqual({ ok: true, attempts: 1, status: 204 });
-		expect(net.calls[0]).toEqual({ url: "http://h/hook", body: '{"a":1}', headers: { "Content-Type": "application/json", "X-MCP-Signature": signBody(SECRET, '{"a":1}') } });
+		expect(net.calls[0]).toEqual({
+			url: "http://h/hook",
+			body: '{"a":1}',
+			headers: { "Content-Type": "application/json", "X-MCP-Timestamp": "1700000000", "X-MCP-Signature": signBody(SECRET, 1_700_000_000, '{"a":1}') }
+		});
 		expect(net.waits).toEqual([]);
 	});
 
-	test("non-2xx and network errors are retried with the backoff until one succeeds", async () => {
+	test("non-2xx and network errors are retried with the backoff until one succeeds, each try signed when it is sent", async () => {
 		const net = scripted([500, new Error("ECONNRESET"), 200]);
-		const outcome = await sendWebhook({ url: "http://h", body: "{}", secret: SECRET, delayMs, fetch: net.fetch, sleep: net.sleep });
+		let clock = 1_700_000_000_000;
+		const now = () => (clock += 1000);
+		const outcome = await sendWebhook({ url: "http://h", body: "{}", secret: SECRET, delayMs, fetch: net.fetch, sleep: net.sleep, now });
 		expect(outcome).toEqual({ ok: true, attempts: 3, status: 200 });
 		expect(net.waits).toEqual([100, 200]);
-		expect(new Set(net.calls.map(c => c.headers["X-MCP-Signature"])).size).toBe(1);
+		expect(net.calls.map(c => c.headers["X-MCP-Timestamp"])).toEqual(["1700000001", "1700000002", "1700000003"]);
+		for (const { headers, body } of net.calls)
+			expect(verifySignature(SECRET, body, headers["X-MCP-Signature"], headers["X-MCP-Timestamp"], { nowSec: 1_700_000_003 })).toBe(true);
 	});
 
 	test("gives up after the attempts, saying why", async () => {
