@@ -27,6 +27,8 @@ type Req = IncomingMessage & {
 	$alias?: { restRoute?: RestRoute };
 	$params?: Record<string, unknown>;
 	$route?: RestRoute;
+	/** Counted against the anonymous rate limit before routing. */
+	$counted?: boolean;
 	originalUrl?: string;
 };
 type Res = ServerResponse;
@@ -49,6 +51,7 @@ interface ApiThis extends Service<Record<string, any>> {
 	limiter: RateLimiter;
 	server: import("node:http").Server;
 	audit(req: Req, status: number, result: unknown): void;
+	rateLimit(key: string, res: Res): Promise<void>;
 	sendErrorResponse(req: Req, res: Res, err: Error): void;
 }
 
@@ -56,6 +59,11 @@ const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 function clientIp(req: Req): string {
 	return req.socket.remoteAddress ?? "unknown";
+}
+
+/** The request's path without its query string: what audit records and log lines keep (a query may hold a secret). */
+function pathOf(req: Req): string {
+	return (req.originalUrl ?? req.url ?? "").split("?")[0];
 }
 
 /** Target of an audited call: the path id, else the id of what it created. */
@@ -130,14 +138,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				}
 			}
 
-			const decision = await this.limiter.hit(user ? `sub:${user.sub}` : `ip:${ctx.meta.clientIp}`);
-			res.setHeader("X-RateLimit-Limit", String(decision.limit));
-			res.setHeader("X-RateLimit-Remaining", String(decision.remaining));
-			res.setHeader("X-RateLimit-Reset", String(Math.ceil(decision.resetAt / 1000)));
-			if (!decision.allowed) {
-				res.setHeader("Retry-After", String(Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000))));
-				throw new ApiError("RATE_LIMITED", "Too many requests", { limit: decision.limit, window_s: 60 });
-			}
+			// Anonymous requests were counted by address before routing; a token's are counted by its subject.
+			if (user || !req.$counted) await this.rateLimit(user ? `sub:${user.sub}` : `ip:${ctx.meta.clientIp}`, res);
 
 			if (tokenError) throw unauthorized(tokenError);
 			const apiKey = req.headers["x-api-key"];
@@ -155,18 +157,31 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			if (!req.$route) throw forbidden();
 		},
 
+		async rateLimit(this: ApiThis, key: string, res: Res) {
+			const decision = await this.limiter.hit(key);
+			res.setHeader("X-RateLimit-Limit", String(decision.limit));
+			res.setHeader("X-RateLimit-Remaining", String(decision.remaining));
+			res.setHeader("X-RateLimit-Reset", String(Math.ceil(decision.resetAt / 1000)));
+			if (!decision.allowed) {
+				res.setHeader("Retry-After", String(Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000))));
+				throw new ApiError("RATE_LIMITED", "Too many requests", { limit: decision.limit, window_s: 60 });
+			}
+		},
+
+		/** Mutating calls of our routes, and anything an authenticated caller tried; never an anonymous probe of unknown paths. */
 		audit(this: ApiThis, req: Req, status: number, result: unknown) {
 			const rule = req.$route;
 			if (!MUTATING.has(req.method ?? "") || rule?.audit === false) return;
 			const ctx = req.$ctx;
 			const user = ctx?.meta.user;
+			if (!rule && !user) return;
 			const entry: Omit<AuditEntry, "id"> = {
 				timestamp: new Date().toISOString(),
 				actor: user?.sub ?? (ctx?.meta.apiKey ? "api-key" : "anonymous"),
 				roles: user?.roles ?? [],
-				action: rule?.action ?? `${req.method} ${req.originalUrl ?? req.url}`,
+				action: rule?.action ?? `${req.method} ${pathOf(req)}`,
 				method: req.method ?? "",
-				path: (req.originalUrl ?? req.url ?? "").split("?")[0],
+				path: pathOf(req),
 				target: auditTarget(req, result),
 				result: status < 400 ? "success" : "failure",
 				status,
@@ -178,10 +193,10 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 		sendErrorResponse(this: ApiThis, req: Req, res: Res, err: Error) {
 			const { status, body } = toErrorResponse(err as never);
-			if (status >= 500) this.logger.error({ err, path: req.url, request_id: req.$ctx?.requestID }, "request failed");
-			// Error tracking (a no-op without SENTRY_DSN; each error is reported once).
 			if (status >= 500) {
-				const path = (req.originalUrl ?? req.url ?? "").split("?")[0];
+				const path = pathOf(req);
+				this.logger.error({ err, path, request_id: req.$ctx?.requestID }, "request failed");
+				// Error tracking (a no-op without SENTRY_DSN; each error is reported once).
 				reportServerError(this.config, err, { request_id: req.$ctx?.requestID, method: req.method, path, status, node_id: this.broker.nodeID });
 			}
 			this.audit(req, status, null);
@@ -208,6 +223,15 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		const httpMetrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
 		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => watchHttpRequest(httpMetrics, this.logger, req, res)) as never;
 		const self = this;
+		// Before any route's own work (every path falls under one of ours, unknown ones too): an anonymous
+		// request is counted by its address, so probing unknown routes costs the prober, not the audit log.
+		this.settings.use = [
+			(req: Req, res: Res, next: (err?: unknown) => void) => {
+				if (req.headers.authorization) return next();
+				req.$counted = true;
+				self.rateLimit(`ip:${clientIp(req)}`, res).then(() => next(), next);
+			}
+		];
 		// moleculer-web has already built its (empty) route list in its own `created`: add ours.
 		const routes = [
 			{

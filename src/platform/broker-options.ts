@@ -12,6 +12,7 @@ import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
 import { internalMiddlewares } from "./middlewares/moleculer-metrics";
 import { requestContextMiddleware, requestLogFields } from "./middlewares/request-context";
 import { trustMiddleware } from "./trust";
+import { payloadGuardMiddleware } from "./middlewares/payload-guard";
 
 // ---------- logging: redaction, request ids, optional rotated files ----------
 /** Field names that hold credentials: headers, bodies, tokens and our own config. */
@@ -59,7 +60,7 @@ function metricsOptions(config: EnvConfig): BrokerOptions["metrics"] {
 
 /** Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see moleculer-metrics.ts). */
 function operationsMiddlewares(config: EnvConfig): Array<Middleware | string> {
-	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), trustMiddleware(config), ...internalMiddlewares()];
+	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), payloadGuardMiddleware(), trustMiddleware(config), ...internalMiddlewares()];
 }
 
 const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retryable);

@@ -201,9 +201,14 @@ function decimal(env: Env, name: string, fallback: number, min: number): number 
 /** Loopback, link-local (cloud metadata at 169.254.169.254 included), unspecified and multicast, IPv4 and IPv6. */
 export const PRODUCTION_EGRESS_DENY = ["127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8"];
 
-/** Folders that hold secrets or the system: never a data root, nor inside one, nor containing one. */
-function forbiddenRoots(dataDir: string): string[] {
-	return [dataDir, "/proc", "/etc", "/sys", "/dev", "/root", "/boot", "/home", os.homedir()];
+/** Folders that hold secrets or the system: a data root is never one of them, never inside one, never around one. */
+function systemFolders(dataDir: string): string[] {
+	return [dataDir, "/proc", "/etc", "/sys", "/dev", "/boot"];
+}
+
+/** Home folders hold keys and dot-files: a data root may be a project folder inside one, never a home itself or above it. */
+function homeFolders(): string[] {
+	return ["/root", "/home", os.homedir()];
 }
 
 const inside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
@@ -211,8 +216,8 @@ const inside = (child: string, parent: string) => child === parent || child.star
 function dataRoot(env: Env, dataDir: string): string {
 	const root = path.resolve(text(env, "AGENT_DATA_ROOT") ?? "./agent-data");
 	if (root === path.parse(root).root) throw new ConfigError("AGENT_DATA_ROOT", "must not be the file system's root");
-	const clash = forbiddenRoots(dataDir).find(folder => inside(root, folder) || inside(folder, root));
-	if (clash) throw new ConfigError("AGENT_DATA_ROOT", `must not be, contain or lie inside ${clash} (it holds secrets or the system)`);
+	const clash = systemFolders(dataDir).find(folder => inside(root, folder) || inside(folder, root)) ?? homeFolders().find(home => inside(home, root));
+	if (clash) throw new ConfigError("AGENT_DATA_ROOT", `must not be or hold ${clash}, nor lie inside a system folder (they hold secrets)`);
 	return root;
 }
 

@@ -14,27 +14,52 @@ function unescapeKey(key: string): string {
 	return key.replace(/%(2E|24|25)/g, (_m, code: string) => (code === "2E" ? "." : code === "24" ? "$" : "%"));
 }
 
-function mapKeys(value: unknown, needs: RegExp, rename: (key: string) => string): unknown {
-	if (Array.isArray(value)) {
+type Container = Record<string, unknown> | unknown[];
+
+const isContainer = (value: unknown): value is Container => value !== null && typeof value === "object" && !(value instanceof Date);
+
+/** The node with its keys renamed and its children replaced by their mapped forms; the same node when nothing changed. */
+function mapNode(node: Container, mapped: Map<object, unknown>, needs: RegExp, rename: (key: string) => string): unknown {
+	if (Array.isArray(node)) {
 		let copy: unknown[] | undefined;
-		value.forEach((item, i) => {
-			const mapped = mapKeys(item, needs, rename);
-			if (mapped !== item) (copy ??= [...value])[i] = mapped;
+		node.forEach((item, i) => {
+			const next = isContainer(item) ? mapped.get(item) : item;
+			if (next !== item) (copy ??= [...node])[i] = next;
 		});
-		return copy ?? value;
+		return copy ?? node;
 	}
-	if (value === null || typeof value !== "object" || value instanceof Date) return value;
 	let copy: Record<string, unknown> | undefined;
-	for (const [key, item] of Object.entries(value)) {
-		const mapped = mapKeys(item, needs, rename);
+	for (const [key, item] of Object.entries(node)) {
+		const next = isContainer(item) ? mapped.get(item) : item;
 		const newKey = needs.test(key) ? rename(key) : key;
-		if (mapped !== item || newKey !== key) {
-			copy ??= { ...(value as Record<string, unknown>) };
+		if (next !== item || newKey !== key) {
+			copy ??= { ...node };
 			if (newKey !== key) delete copy[key];
-			copy[newKey] = mapped;
+			copy[newKey] = next;
 		}
 	}
-	return copy ?? value;
+	return copy ?? node;
+}
+
+/**
+ * Iterative, children before parents (an explicit stack, never recursion: a document nested
+ * thousands of levels deep must not overflow the stack of the code that stores it).
+ */
+function mapKeys(value: unknown, needs: RegExp, rename: (key: string) => string): unknown {
+	if (!isContainer(value)) return value;
+	const mapped = new Map<object, unknown>();
+	const stack: Array<{ node: Container; expanded: boolean }> = [{ node: value, expanded: false }];
+	while (stack.length) {
+		const top = stack[stack.length - 1];
+		if (!top.expanded) {
+			top.expanded = true;
+			for (const child of Object.values(top.node)) if (isContainer(child) && !mapped.has(child)) stack.push({ node: child, expanded: false });
+			continue;
+		}
+		stack.pop();
+		if (!mapped.has(top.node)) mapped.set(top.node, mapNode(top.node, mapped, needs, rename));
+	}
+	return mapped.get(value);
 }
 
 /** Escapes keys at every depth; returns the same object when nothing needed escaping. */
