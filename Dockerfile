@@ -26,7 +26,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY examples ./examples
-RUN mkdir -p /app/data /app/logs && chown node:node /app/data /app/logs
+# /app/agent-data: the agent node's default AGENT_DATA_ROOT, which it fills on start (as the node user).
+RUN mkdir -p /app/data /app/logs /app/agent-data && chown node:node /app/data /app/logs /app/agent-data
 USER node
 EXPOSE 8080
 CMD ["npx", "moleculer-runner", "--config", "dist/moleculer.config.js"]

@@ -1,13 +1,19 @@
 /**
  * `npm run agent`: an agent node that joins the cluster over TRANSPORTER and runs the reference
- * worker for the six stage types (AGENT_NAME, AGENT_CAPABILITIES, AGENT_CONCURRENCY).
+ * worker for the six stage types (AGENT_NAME, AGENT_CAPABILITIES, AGENT_CONCURRENCY), on files inside
+ * AGENT_DATA_ROOT only.
  */
+import path from "node:path";
 import { ServiceBroker } from "moleculer";
 import { agentMixin, type AgentTask, type AgentThis, type ProgressReport } from "../mixins/agent.mixin";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
 import { resolveAgentSecrets } from "../src/platform/secrets";
+import { prepareDataRoot } from "./data-root";
 import { executeStage } from "./stage-worker";
+
+/** The example data beside the build (dist/agents → examples/), as the repository and the image both lay it out. */
+const SAMPLE = path.resolve(__dirname, "../../examples/sample.csv");
 
 async function main() {
 	const config = resolveAgentSecrets(loadConfig(process.env, "agent"));
@@ -20,6 +26,7 @@ async function main() {
 		process.exit(2);
 	}
 	const settings = config.agent;
+	const seeded = await prepareDataRoot(settings.dataRoot, SAMPLE);
 	const broker = new ServiceBroker({
 		...brokerOptions(config),
 		nodeID: process.env.NODE_ID?.trim() || `${settings.name}-${process.pid}`
@@ -29,11 +36,15 @@ async function main() {
 		mixins: [agentMixin(settings)],
 		methods: {
 			handleTask(this: AgentThis, task: AgentTask, report: ProgressReport) {
-				return executeStage(task.type, task.payload, (progress, message) => void report(progress, message));
+				return executeStage(task.type, task.payload, {
+					dataRoot: settings.dataRoot,
+					report: (progress, message) => void report(progress, message)
+				});
 			}
 		}
 	});
 	await broker.start();
+	broker.logger.info(`Data root ${settings.dataRoot}${seeded ? " (sample.csv copied in)" : ""}: the agent reads and writes files there only.`);
 	for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void broker.stop().then(() => process.exit(0)));
 }
 

@@ -1,13 +1,13 @@
 /**
- * Local data files for the reference worker: where a location points, how a data file is read,
- * and how large intermediate results are parked on disk instead of travelling inside task results.
+ * Local data files for the reference worker: how a data file is read, and how large intermediate results are
+ * parked on disk instead of travelling inside task results. Every file goes through the agent's data root.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import type { DataRecord } from "../src/stage-contract";
 import { normaliseDelimiter, parseCsv } from "./csv";
+import type { DataRoot } from "./data-root";
 import { StageInputError } from "./stage-error";
 
 export type DataFormat = "csv" | "json" | "jsonl";
@@ -16,28 +16,6 @@ export interface LoadedData {
 	records: DataRecord[];
 	columns: string[];
 	format: DataFormat;
-}
-
-/**
- * Turns a file:// URL or a plain path into an absolute local path. Other schemes are refused by name, since
- * the reference worker runs on one machine and would otherwise report a confusing "file not found".
- */
-export function toLocalPath(location: string, what = "data source"): string {
-	const trimmed = location.trim();
-	if (trimmed === "") throw new StageInputError(`${what} is empty`);
-	// Two or more letters: a single letter before ":" is a Windows drive, not a scheme.
-	const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(trimmed)?.[1]?.toLowerCase();
-	if (scheme === "file") {
-		try {
-			return fileURLToPath(trimmed);
-		} catch (err) {
-			throw new StageInputError(`${what} ${trimmed} is not a valid file:// URL: ${(err as Error).message}`);
-		}
-	}
-	if (scheme !== undefined) {
-		throw new StageInputError(`unsupported ${what} scheme ${scheme}: (the reference worker reads file:// only): ${trimmed}`);
-	}
-	return path.resolve(trimmed);
 }
 
 export function toFileUrl(filePath: string): string {
@@ -70,22 +48,16 @@ export interface ReadOptions {
 	delimiter?: unknown;
 }
 
-export async function readDataFile(filePath: string, options: ReadOptions = {}): Promise<LoadedData> {
+export async function readDataFile(root: DataRoot, location: string, options: ReadOptions = {}): Promise<LoadedData> {
+	const filePath = root.locate(location, "data source");
 	const format = detectFormat(filePath, options.format);
-	let text: string;
-	try {
-		text = await readFile(filePath, "utf8");
-	} catch (err) {
-		const code = (err as NodeJS.ErrnoException).code;
-		if (code === "ENOENT") throw new StageInputError(`data source ${filePath} does not exist`);
-		throw new Error(`cannot read data source ${filePath}: ${(err as Error).message}`);
-	}
+	const text = await root.readText(location, "data source");
 	if (format === "csv") {
 		const isTsv = path.extname(filePath).toLowerCase() === ".tsv" || String(options.format).toLowerCase() === "tsv";
 		const table = parseCsv(text, normaliseDelimiter(options.delimiter, isTsv ? "\t" : ","));
 		return { records: table.rows, columns: table.columns, format };
 	}
-	const records = format === "json" ? parseJsonRecords(text, filePath) : parseJsonLines(text, filePath);
+	const records = format === "json" ? parseJsonRecords(text, location) : parseJsonLines(text, location);
 	return { records, columns: columnsOf(records), format };
 }
 
@@ -93,12 +65,12 @@ export async function readDataFile(filePath: string, options: ReadOptions = {}):
  * A "json" file that is really JSON lines is common (and the extension says nothing), so a document that does
  * not parse as one value falls back to line-by-line reading.
  */
-function parseJsonRecords(text: string, filePath: string): DataRecord[] {
+function parseJsonRecords(text: string, location: string): DataRecord[] {
 	let document: unknown;
 	try {
 		document = JSON.parse(text);
 	} catch {
-		return parseJsonLines(text, filePath);
+		return parseJsonLines(text, location);
 	}
 	if (Array.isArray(document)) return document.map(toRecord);
 	if (isPlainObject(document)) {
@@ -112,17 +84,32 @@ function parseJsonRecords(text: string, filePath: string): DataRecord[] {
 	return [toRecord(document)];
 }
 
-function parseJsonLines(text: string, filePath: string): DataRecord[] {
+function parseJsonLines(text: string, location: string): DataRecord[] {
 	const records: DataRecord[] = [];
 	text.split(/\r?\n/).forEach((line, index) => {
 		if (line.trim() === "") return;
 		try {
 			records.push(toRecord(JSON.parse(line)));
 		} catch (err) {
-			throw new StageInputError(`${filePath} line ${index + 1} is not valid JSON: ${(err as Error).message}`);
+			const column = jsonErrorOffset(err);
+			throw new StageInputError(`${location} line ${index + 1} is not valid JSON${column === undefined ? "" : ` (column ${column + 1})`}`);
 		}
 	});
 	return records;
+}
+
+/**
+ * Where JSON.parse gave up, as an offset into its text. Its message is not passed on: newer V8 versions quote
+ * the text they failed on, and an error message must not carry a file's content.
+ */
+function jsonErrorOffset(err: unknown): number | undefined {
+	const at = /at position (\d+)/.exec(err instanceof Error ? err.message : "")?.[1];
+	return at === undefined ? undefined : Number(at);
+}
+
+function lineAndColumn(text: string, offset: number): string {
+	const before = text.slice(0, offset).split("\n");
+	return `line ${before.length}, column ${before[before.length - 1].length + 1}`;
 }
 
 /** Rows must be objects for the later stages; a bare value becomes a one-column record. */
@@ -141,40 +128,26 @@ export function columnsOf(records: DataRecord[]): string[] {
 	return [...seen];
 }
 
-/** Readers never see a half-written file: another stage may pick it up the moment this one reports. */
-export async function writeFileAtomic(filePath: string, content: string): Promise<number> {
-	await mkdir(path.dirname(filePath), { recursive: true });
-	const temp = `${filePath}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-	try {
-		await writeFile(temp, content, "utf8");
-		await rename(temp, filePath);
-	} catch (err) {
-		await unlink(temp).catch(() => undefined);
-		throw err;
-	}
-	return Buffer.byteLength(content, "utf8");
-}
-
 /**
  * Writes rows to a JSON file named after their content: a retried stage rewrites the same file and two runs over
  * different data never clobber each other.
  */
-export async function spillRows(dir: string, prefix: string, rows: DataRecord[]): Promise<string> {
+export async function spillRows(root: DataRoot, dir: string, prefix: string, rows: DataRecord[]): Promise<string> {
 	const content = JSON.stringify(rows);
 	const digest = createHash("sha256").update(content).digest("hex").slice(0, 12);
-	const filePath = path.join(dir, `${prefix}.${digest}.json`);
-	await writeFileAtomic(filePath, content);
-	return toFileUrl(filePath);
+	const written = await root.writeText(path.join(dir, `${prefix}.${digest}.json`), "spill file", content);
+	return toFileUrl(written);
 }
 
-export async function loadSpilledRows(location: string): Promise<DataRecord[]> {
-	const filePath = toLocalPath(location, "records file");
+export async function loadSpilledRows(root: DataRoot, location: string, what: string): Promise<DataRecord[]> {
+	const text = await root.readText(location, what);
 	let document: unknown;
 	try {
-		document = JSON.parse(await readFile(filePath, "utf8"));
+		document = JSON.parse(text);
 	} catch (err) {
-		throw new Error(`cannot read records file ${filePath}: ${(err as Error).message}`);
+		const offset = jsonErrorOffset(err);
+		throw new StageInputError(`${what} ${location} is not valid JSON${offset === undefined ? "" : ` (${lineAndColumn(text, offset)})`}`);
 	}
-	if (!Array.isArray(document)) throw new StageInputError(`records file ${filePath} does not hold a JSON array`);
+	if (!Array.isArray(document)) throw new StageInputError(`${what} ${location} does not hold a JSON array`);
 	return document.map(toRecord);
 }

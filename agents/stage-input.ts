@@ -1,12 +1,12 @@
 /**
  * What a stage works from: the payload made safe to read (a standalone payload is whatever its caller wrote), where
  * its rows come from (an upstream result, payload records or the data source itself), where large rows and the
- * output go, and the context forwarded from the stages before it.
+ * output go (always inside the agent's data root), and the context forwarded from the stages before it.
  */
-import os from "node:os";
 import path from "node:path";
 import type { DataRecord, NumericSummary, StageContext, StagePayload, StageType, UpstreamEntry, ValidationIssue } from "../src/stage-contract";
-import { columnsOf, isPlainObject, loadSpilledRows, readDataFile, spillRows, toFileUrl, toLocalPath } from "./data-files";
+import { columnsOf, isPlainObject, loadSpilledRows, readDataFile, spillRows, toFileUrl } from "./data-files";
+import type { DataRoot } from "./data-root";
 import { StageInputError } from "./stage-error";
 import { cleanRecords, stringArray } from "./values";
 
@@ -26,6 +26,8 @@ export interface StageRun {
 	upstream: Dependency[];
 	stageName: string;
 	progress: (fraction: number, message: string) => void;
+	/** Every file the stage reads or writes goes through it. */
+	root: DataRoot;
 }
 
 export interface RecordSet {
@@ -40,7 +42,7 @@ export function typedRecords(set: RecordSet): DataRecord[] {
 	return set.raw ? cleanRecords(set.records) : set.records;
 }
 
-export function prepareRun(type: StageType, payload: StagePayload, report?: ProgressReporter): StageRun {
+export function prepareRun(type: StageType, payload: StagePayload, root: DataRoot, report?: ProgressReporter): StageRun {
 	const upstream: Dependency[] = [];
 	if (isPlainObject(payload.upstream)) {
 		for (const [name, entry] of Object.entries(payload.upstream)) {
@@ -62,6 +64,7 @@ export function prepareRun(type: StageType, payload: StagePayload, report?: Prog
 		params: isPlainObject(payload.parameters) ? payload.parameters : {},
 		upstream,
 		stageName: typeof stage.name === "string" && stage.name.trim() !== "" ? stage.name : type,
+		root,
 		progress: (fraction, message) => {
 			if (!report) return;
 			// Progress is advisory: a failing reporter must not fail the work itself.
@@ -94,9 +97,9 @@ export function inlineRecords(run: StageRun): DataRecord[] | undefined {
 /** Explicit output location, else `<input-basename>.output.json` next to the input. */
 export function outputPath(run: StageRun, source: string | undefined): string | undefined {
 	const explicit = firstString(run.params.output, run.inputData.output, run.payload.output);
-	if (explicit) return toLocalPath(explicit, "output");
+	if (explicit) return run.root.locate(explicit, "output");
 	if (!source) return undefined;
-	const input = toLocalPath(source);
+	const input = run.root.locate(source, "data source");
 	return path.join(path.dirname(input), `${path.basename(input, path.extname(input))}.output.json`);
 }
 
@@ -105,7 +108,7 @@ function maxInline(run: StageRun): number {
 	return typeof limit === "number" && Number.isInteger(limit) && limit >= 0 ? limit : DEFAULT_MAX_INLINE_RECORDS;
 }
 
-/** Inline when small; otherwise a file beside the eventual output, so a run's files stay together. */
+/** Inline when small; otherwise a file beside the eventual output (so a run's files stay together), else in the root. */
 export async function packRows(
 	run: StageRun,
 	context: StageContext,
@@ -114,20 +117,21 @@ export async function packRows(
 ): Promise<Record<string, DataRecord[] | string>> {
 	if (rows.length <= maxInline(run)) return { [key]: rows };
 	const out = outputPath(run, context.source);
-	const dir = out ? path.dirname(out) : os.tmpdir();
+	const dir = out ? path.dirname(out) : run.root.dir;
 	const base = out ? path.basename(out, path.extname(out)).replace(/\.output$/, "") : "mcp-stage";
 	const slug = run.stageName.replace(/[^A-Za-z0-9_-]+/g, "-");
-	return { [`${key}_file`]: await spillRows(dir, `${base}.${slug}.${key}`, rows) };
+	return { [`${key}_file`]: await spillRows(run.root, dir, `${base}.${slug}.${key}`, rows) };
 }
 
 export function hasRows(result: unknown, key: "records" | "groups"): result is Record<string, unknown> {
 	return isPlainObject(result) && (Array.isArray(result[key]) || typeof result[`${key}_file`] === "string");
 }
 
-export async function loadRows(result: Record<string, unknown>, key: "records" | "groups"): Promise<DataRecord[]> {
+/** An upstream's `records_file` / `groups_file` is a location like any other: it must lie inside the root too. */
+export async function loadRows(run: StageRun, result: Record<string, unknown>, key: "records" | "groups"): Promise<DataRecord[]> {
 	const inline = result[key];
 	if (Array.isArray(inline)) return inline.filter(isPlainObject);
-	return loadSpilledRows(String(result[`${key}_file`]));
+	return loadSpilledRows(run.root, String(result[`${key}_file`]), `${key}_file`);
 }
 
 /**
@@ -143,7 +147,7 @@ export async function obtainRecords(run: StageRun, preferred: StageType[]): Prom
 	candidates.sort((a, b) => rank(a) - rank(b) || b.index - a.index);
 	const chosen = candidates[0];
 	if (chosen && isPlainObject(chosen.result)) {
-		const records = await loadRows(chosen.result, "records");
+		const records = await loadRows(run, chosen.result, "records");
 		const columns = stringArray(chosen.result.columns) ?? columnsOf(records);
 		return { records, columns, raw: chosen.type === "data-ingestion" };
 	}
@@ -151,7 +155,7 @@ export async function obtainRecords(run: StageRun, preferred: StageType[]): Prom
 	if (inline) return { records: inline, columns: columnsOf(inline), raw: true };
 	const location = sourceLocation(run);
 	if (location) {
-		const data = await readDataFile(toLocalPath(location), readOptions(run));
+		const data = await readDataFile(run.root, location, readOptions(run));
 		return { records: data.records, columns: data.columns, raw: true };
 	}
 	return undefined;
@@ -206,10 +210,10 @@ export function gatherContext(run: StageRun): StageContext {
 	}
 	if (!context.source) {
 		const location = sourceLocation(run);
-		// Only a local source can anchor default output paths; a remote one was already refused by ingestion.
+		// Only a source inside the root can anchor default output paths; any other was already refused on reading.
 		if (location) {
 			try {
-				context.source = toFileUrl(toLocalPath(location));
+				context.source = toFileUrl(run.root.locate(location, "data source"));
 			} catch {
 				// leave unset
 			}
@@ -231,6 +235,7 @@ export function columnList(value: unknown, what: string): string[] | undefined {
 export function requireKnownColumns(list: string[], columns: string[], what: string): void {
 	const unknown = list.filter((column) => !columns.includes(column));
 	if (unknown.length > 0) {
-		throw new StageInputError(`${what} names unknown column(s) ${unknown.join(", ")} (available: ${columns.join(", ")})`);
+		// The available names are not listed: they are the file's header, and error messages carry no file content.
+		throw new StageInputError(`${what} names unknown column(s) ${unknown.join(", ")} (the input has ${columns.length} columns)`);
 	}
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the spec's 6-stage pipeline end to end on examples/sample.csv and prints where the output went.
+# Runs the spec's 6-stage pipeline end to end on the example data and prints where the output went.
 #
 # Needs a server and an agent node on the same cluster, e.g. in two terminals (TRANSPORTER=TCP works
 # on one machine without NATS):
@@ -8,16 +8,20 @@
 # and an operator token:
 #   export TOKEN=$(npm run --silent token -- --roles operator --sub demo)
 #
+# The agent reads and writes files only inside its data root (AGENT_DATA_ROOT, default ./agent-data
+# where `npm run agent` runs), which it creates on start with a copy of examples/sample.csv. Locations
+# given as relative paths are taken inside that root, so this script works whatever the root is.
+#
 # Environment: TOKEN (required), MCP_URL (default http://127.0.0.1:${SERVER_PORT:-8080}),
-# OUTPUT (default: a fresh file under the system temp folder), TIMEOUT_S (default 120).
+# SOURCE (default sample.csv, in the data root), OUTPUT (default a fresh runs/<time>-<pid>/sample.output.json
+# in the data root), TIMEOUT_S (default 120).
 set -euo pipefail
 
 : "${TOKEN:?set TOKEN, e.g. export TOKEN=\$(npm run --silent token -- --roles operator --sub demo)}"
 MCP_URL="${MCP_URL:-http://127.0.0.1:${SERVER_PORT:-8080}}"
 TIMEOUT_S="${TIMEOUT_S:-120}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SOURCE="file://${HERE}/sample.csv"
-OUTPUT="${OUTPUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcp-run.XXXXXX")/sample.output.json}"
+SOURCE="${SOURCE:-sample.csv}"
+OUTPUT="${OUTPUT:-runs/$(date +%Y%m%d-%H%M%S)-$$/sample.output.json}"
 
 for tool in curl node; do
 	command -v "$tool" >/dev/null || { echo "needs $tool on PATH" >&2; exit 2; }
@@ -72,7 +76,7 @@ pipeline_id="$(api POST /pipelines "$PIPELINE" | field pipeline_id)"
 echo "pipeline $pipeline_id created" >&2
 
 EXECUTION="{
-	\"input_data\": { \"source\": \"$SOURCE\", \"format\": \"csv\", \"output\": \"file://$OUTPUT\" },
+	\"input_data\": { \"source\": \"$SOURCE\", \"format\": \"csv\", \"output\": \"$OUTPUT\" },
 	\"parameters\": { \"delimiter\": \",\" }
 }"
 run_id="$(api POST "/pipelines/$pipeline_id/execute" "$EXECUTION" | field run_id)"

@@ -1,5 +1,5 @@
 import type { IngestionResult } from "../../src/stage-contract";
-import { columnsOf, readDataFile, toFileUrl, toLocalPath } from "../data-files";
+import { columnsOf, readDataFile, toFileUrl } from "../data-files";
 import { StageInputError } from "../stage-error";
 import { inlineRecords, packRows, readOptions, sourceLocation, type StageRun } from "../stage-input";
 
@@ -13,9 +13,9 @@ export async function ingest(run: StageRun): Promise<IngestionResult> {
 		const packed = await packRows(run, {}, inline, "records");
 		return { source: "inline", format: "json", count: inline.length, columns: columnsOf(inline), ...packed };
 	}
-	const filePath = toLocalPath(location);
+	const filePath = run.root.locate(location, "data source");
 	run.progress(0.1, `reading ${filePath}`);
-	const data = await readDataFile(filePath, readOptions(run));
+	const data = await readDataFile(run.root, location, readOptions(run));
 	run.progress(0.7, `read ${data.records.length} records (${data.format})`);
 	const source = toFileUrl(filePath);
 	const packed = await packRows(run, { source }, data.records, "records");

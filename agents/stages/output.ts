@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { DataRecord, OutputResult } from "../../src/stage-contract";
 import { formatCsv } from "../csv";
-import { columnsOf, isPlainObject, toFileUrl, writeFileAtomic } from "../data-files";
+import { columnsOf, isPlainObject, toFileUrl } from "../data-files";
 import { StageInputError } from "../stage-error";
 import { gatherContext, hasRows, loadRows, obtainRecords, outputPath, typedRecords, type StageRun } from "../stage-input";
 import { stringArray } from "../values";
@@ -18,7 +18,7 @@ export async function writeOutput(run: StageRun): Promise<OutputResult> {
 	let groupColumns: string[] | undefined;
 	let groupBy: string[] | undefined;
 	if (processing && isPlainObject(processing.result)) {
-		groups = await loadRows(processing.result, "groups");
+		groups = await loadRows(run, processing.result, "groups");
 		groupColumns = stringArray(processing.result.columns);
 		groupBy = stringArray(processing.result.group_by);
 	}
@@ -53,7 +53,8 @@ export async function writeOutput(run: StageRun): Promise<OutputResult> {
 		}
 		content = JSON.stringify(document, null, 2) + "\n";
 	}
-	const bytes = await writeFileAtomic(target, content);
+	await run.root.writeText(target, "output", content);
+	const bytes = Buffer.byteLength(content, "utf8");
 	run.progress(0.95, `wrote ${bytes} bytes`);
 	return { output: toFileUrl(target), format, bytes, records: table.length };
 }

@@ -1,6 +1,7 @@
 /**
- * The reference worker on real files in a temp dir. Stage results go through a JSON round trip, as they would
- * on the wire, and each stage sees only its direct dependency, as the default pipeline's chain gives it.
+ * The reference worker on real files in a temp dir, which is also its data root. Stage results go through a JSON
+ * round trip, as they would on the wire, and each stage sees only its direct dependency, as the default
+ * pipeline's chain gives it.
  */
 import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -35,7 +36,7 @@ afterEach(async () => {
 });
 
 async function run(type: string, payload: Json, report?: ProgressReporter): Promise<Json> {
-	return JSON.parse(JSON.stringify(await executeStage(type, payload, report))) as Json;
+	return JSON.parse(JSON.stringify(await executeStage(type, payload, { dataRoot: dir, report }))) as Json;
 }
 
 /** Runs the first `upTo` stages of the default chain the way the engine would, returning every result. */
@@ -351,14 +352,14 @@ describe("output and the full chain", () => {
 
 describe("executeStage", () => {
 	it("rejects an unknown stage type", async () => {
-		await expect(executeStage("compile", {})).rejects.toThrow(/unsupported stage type "compile"/);
+		await expect(executeStage("compile", {}, { dataRoot: dir })).rejects.toThrow(/unsupported stage type "compile"/);
 	});
 
 	it("marks failures the same input would repeat as not retryable", async () => {
 		const failures = [
-			executeStage("compile", {}),
-			executeStage("data-ingestion", { data_source: "s3://bucket/x.csv" }),
-			executeStage("validation", { data_source: samplePath, parameters: { fail_on_invalid: true } })
+			executeStage("compile", {}, { dataRoot: dir }),
+			executeStage("data-ingestion", { data_source: "s3://bucket/x.csv" }, { dataRoot: dir }),
+			executeStage("validation", { data_source: samplePath, parameters: { fail_on_invalid: true } }, { dataRoot: dir })
 		];
 		for (const failure of failures) {
 			const error: unknown = await failure.catch((err: unknown) => err);
