@@ -107,7 +107,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					return entity;
 				});
 				this.announce(agent);
-				const token = mintToken(this.config.secrets.jwtSecret, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id });
+				const token = mintToken(this.config.secrets.jwtSecret, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id, expiresInSec: this.config.agentTokenTtlSec }, this.config.jwt);
 				return { ...agentToWire(agent), token };
 			}
 		},

@@ -120,7 +120,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			const token = bearerToken(req.headers.authorization);
 			if (token) {
 				try {
-					user = verifyToken(this.config.secrets.jwtSecret, token);
+					user = verifyToken(this.config.secrets.jwtSecret, token, this.config.jwt);
 				} catch (err) {
 					tokenError = err instanceof TokenError ? err.message : "Invalid token";
 				}
@@ -252,7 +252,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 	started(this: ApiThis) {
 		if (this.config.secretsGenerated) {
-			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 });
+			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 }, this.config.jwt);
 			this.logger.warn(
 				`Development mode: JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
 			);

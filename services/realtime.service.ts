@@ -111,8 +111,8 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 				else this.logger.info(fields, "real-time client disconnected");
 			}
 		});
-		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.secrets.jwtSecret, corsOrigins: config.corsOrigins });
-		const ws = new WsChannel(hub, { jwtSecret: config.secrets.jwtSecret, authTimeoutMs: config.wsAuthTimeoutMs });
+		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, corsOrigins: config.corsOrigins });
+		const ws = new WsChannel(hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, authTimeoutMs: config.wsAuthTimeoutMs });
 		hub.addChannel(socketIo);
 		hub.addChannel(ws);
 

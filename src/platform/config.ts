@@ -225,6 +225,15 @@ function agentSettings(env: Env, dataDir: string): AgentNodeSettings {
 	};
 }
 
+/** Claims with a meaning of their own: roles kept in one of them would be misread or would clash when we mint. */
+const RESERVED_CLAIMS = ["sub", "exp", "iat", "nbf", "iss", "aud", "jti", "type", "agent_id", "task_id"];
+
+function jwtSettings(env: Env): JwtSettings {
+	const rolesClaim = text(env, "JWT_ROLES_CLAIM") ?? "roles";
+	if (RESERVED_CLAIMS.includes(rolesClaim)) throw new ConfigError("JWT_ROLES_CLAIM", `"${rolesClaim}" is a registered claim: name another`);
+	return { rolesClaim, issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") };
+}
+
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
 export function loadConfig(env: Env = process.env): EnvConfig {
@@ -286,7 +295,7 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 		agent: agentSettings(env, dataDir),
 		agentTokenTtlSec: integer(env, "AGENT_TOKEN_TTL_SEC", 86_400, 60),
 		agentRetentionHours: decimal(env, "AGENT_RETENTION_HOURS", 168, 0.001),
-		jwt: { rolesClaim: text(env, "JWT_ROLES_CLAIM") ?? "roles", issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") },
+		jwt: jwtSettings(env),
 		egress: { deny: [...(production ? PRODUCTION_EGRESS_DENY : []), ...(list(env, "EGRESS_DENY") ?? [])], allow: list(env, "EGRESS_ALLOW") ?? [] },
 		wsMaxUnauthenticatedPerIp: integer(env, "WS_MAX_UNAUTHENTICATED_PER_IP", 20, 1),
 		transporterAuth: { token: text(env, "TRANSPORTER_TOKEN"), credsFile: text(env, "TRANSPORTER_CREDS_FILE") },

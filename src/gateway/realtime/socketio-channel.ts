@@ -6,6 +6,7 @@
 import type { Server as HttpServer } from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { WebSocket } from "ws";
+import type { JwtSettings } from "../../platform/config";
 import { bearerToken } from "../../platform/tokens";
 import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../../types";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
@@ -78,6 +79,8 @@ export function trackBacklog(socket: IoSocket): () => number {
 
 export interface SocketIoChannelOptions {
 	jwtSecret: string;
+	/** How tokens are checked (`config.jwt`). */
+	jwt: JwtSettings;
 	corsOrigins: string[] | "*";
 }
 
@@ -97,7 +100,7 @@ export class SocketIoChannel implements Channel {
 		this.io.use((socket, next) => {
 			const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
 			try {
-				socket.data.session = authenticateListener(options.jwtSecret, token);
+				socket.data.session = authenticateListener(options.jwtSecret, token, options.jwt);
 			} catch (err) {
 				return next(new Error(`unauthorized: ${err instanceof RealtimeAuthError ? err.message : "invalid token"}`));
 			}

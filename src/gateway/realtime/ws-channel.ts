@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { JwtSettings } from "../../platform/config";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
 import type { Channel, DisconnectCause, RealtimeClient, RealtimeHub } from "./hub";
@@ -30,6 +31,8 @@ const KEEPALIVE_INTERVAL_MS = 30_000;
 
 export interface WsChannelOptions {
 	jwtSecret: string;
+	/** How tokens are checked (`config.jwt`). */
+	jwt: JwtSettings;
 	authTimeoutMs: number;
 }
 
@@ -135,7 +138,7 @@ export class WsChannel implements Channel {
 	private authenticate(ws: WebSocket, token: unknown, refuse: (message: string) => void): RealtimeClient | null {
 		let session: RealtimeSession;
 		try {
-			session = authenticateListener(this.options.jwtSecret, token);
+			session = authenticateListener(this.options.jwtSecret, token, this.options.jwt);
 		} catch (err) {
 			refuse(err instanceof RealtimeAuthError ? err.message : "invalid token");
 			return null;

@@ -30,7 +30,7 @@ export function httpTransport({ broker, config, callbackBase }: TransportContext
 					agent_id: agent.id,
 					task_id: task.task_id,
 					expiresInSec: config.callbackTokenTtlSec || Math.ceil(task.timeout) + 300
-				}),
+				}, config.jwt),
 				callbacks: { progress: `${base}/progress`, complete: `${base}/complete`, fail: `${base}/fail` }
 			};
 			try {
