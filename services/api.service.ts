@@ -103,7 +103,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				ctx.meta.$responseType = PROMETHEUS_CONTENT_TYPE;
 				const families = this.broker.metrics.list() as unknown as MetricFamilySnapshot[];
-				return renderPrometheus(families, { namespace: this.broker.namespace, nodeID: this.broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
+				return renderPrometheus(families, { namespace: this.broker.namespace, node_id: this.broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
 			}
 		}
 	},

@@ -54,7 +54,7 @@ test("action calls are counted and timed by action; event handlers are not timed
 	await b.emit("calc.done", {});
 	const text = renderPrometheus(b.metrics.list() as unknown as MetricFamilySnapshot[]);
 	expect(text).toMatch(/^moleculer_request_total\{action="calc.add",type="local"\} 2$/m);
-	expect(text).toMatch(/^moleculer_request_error_total\{action="calc.fail",type="local",errorName="Error"\} 1$/m);
+	expect(text).toMatch(/^moleculer_request_error_total\{action="calc.fail",type="local",error_name="Error"\} 1$/m);
 	expect(text).toMatch(/^moleculer_request_time_count\{action="calc.add",type="local"\} 2$/m);
 	expect(text).toMatch(/^moleculer_request_time_bucket\{action="calc.add",type="local",le="1"\} \d+$/m);
 	expect(text).toMatch(/^moleculer_event_emit_total\{event="calc.done"\} 1$/m);
@@ -99,7 +99,7 @@ test("the bulkhead still limits and queues, without writing its gauges", async (
 	expect(await Promise.all([first, queued])).toEqual(["done", "done"]);
 	expect(b.metrics.hasMetric("moleculer.request.bulkhead.inflight")).toBe(false);
 	const text = renderPrometheus(b.metrics.list() as unknown as MetricFamilySnapshot[]);
-	expect(text).toMatch(/^moleculer_request_error_total\{action="narrow.slow",type="local",errorName="QueueIsFullError"\} 1$/m);
+	expect(text).toMatch(/^moleculer_request_error_total\{action="narrow.slow",type="local",error_name="QueueIsFullError"\} 1$/m);
 });
 
 test("metrics off: calls work and nothing is recorded", async () => {
