@@ -96,8 +96,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
 			}
 		},
-		// The Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED.
-		// No auth, for the scraper: keep it off the public network (firewall or proxy rule).
+		// The Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED, behind
+		// METRICS_TOKEN when that is set (`authenticateScrape`); without it, keep it off the public network.
 		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
 		metrics: {
 			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
@@ -109,6 +109,15 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 	},
 
 	methods: {
+		/** `GET /metrics`: with METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` (no JWT) may scrape. */
+		authenticateScrape(this: ApiThis, _ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
+			const expected = this.config.secrets.metricsToken;
+			if (!expected) return null;
+			const presented = bearerToken(req.headers.authorization);
+			if (!presented || !sameSecret(presented, expected)) throw unauthorized("A valid metrics token is required");
+			return null;
+		},
+
 		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res) {
 			const rule = (req.$route = req.$alias?.restRoute);
 			ctx.meta.clientIp = clientIp(req);
@@ -213,8 +222,11 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				path: "/",
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				aliases: { "GET health": "api.health", "GET ready": "api.ready", ...(config.metricsEnabled ? { "GET metrics": "api.metrics" } : {}) }
+				aliases: { "GET health": "api.health", "GET ready": "api.ready" }
 			},
+			...(config.metricsEnabled
+				? [{ name: "metrics", path: "/", mappingPolicy: "restrict", bodyParsers: false, authentication: "authenticateScrape", aliases: { "GET metrics": "api.metrics" } }]
+				: []),
 			{
 				name: "v1",
 				path: "/api/v1",
