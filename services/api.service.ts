@@ -11,6 +11,7 @@ import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
 import { toErrorResponse } from "../src/gateway/error-response";
+import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES, type RestRoute } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
@@ -203,17 +204,19 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 	created(this: ApiThis) {
 		const config = (this.config = appConfig(this.broker));
 		this.settings.port = config.serverPort;
-		this.settings.cors =
-			config.corsOrigins === "*"
-				? { origin: "*", methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], exposedHeaders: ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"] }
-				: { origin: config.corsOrigins, credentials: true };
+		// No origin allowed (production without CORS_ORIGINS): no `cors` setting, so no CORS header at all.
+		const cors = gatewayCors(config.corsOrigins);
+		if (cors) this.settings.cors = cors;
 		this.settings.onError = function (this: ApiThis, req: Req, res: Res, err: Error) {
 			this.sendErrorResponse(req, res, err);
 		};
-		// HTTP metrics and the access log. moleculer-web calls `rootCallOptions` for every
-		// request before routing, so 404s and refused calls are counted too.
+		// HTTP metrics, the access log and the headers of every answer. moleculer-web calls
+		// `rootCallOptions` for every request before routing, so 404s and refused calls get them too.
 		const httpMetrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
-		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => watchHttpRequest(httpMetrics, this.logger, req, res)) as never;
+		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => {
+			setResponseHeaders(res);
+			watchHttpRequest(httpMetrics, this.logger, req, res);
+		}) as never;
 		const self = this;
 		// moleculer-web has already built its (empty) route list in its own `created`: add ours.
 		const routes = [

@@ -71,6 +71,7 @@ export interface NodeSettings {
 	databaseUrl?: string;
 	redisUrl?: string;
 
+	/** Origins allowed by CORS: "*", a list, or none (`[]`: no CORS headers at all, production's default). */
 	corsOrigins: string[] | "*";
 	bodyLimitBytes: number;
 	rateLimitPerMinute: number;
@@ -270,7 +271,8 @@ export function loadConfig(env: Env = process.env): EnvConfig {
 			webhookSecret: text(env, "WEBHOOK_SECRET"),
 			metricsToken: text(env, "METRICS_TOKEN")
 		},
-		corsOrigins: !cors || cors === "*" ? "*" : cors.split(",").map(o => o.trim()).filter(Boolean),
+		// Unset: any origin in development, none in production (a browser on another site gets no CORS answer).
+		corsOrigins: cors === "*" ? "*" : cors ? cors.split(",").map(o => o.trim()).filter(Boolean) : production ? [] : "*",
 		bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1024 * 1024, 1),
 		rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 600, 1),
 		maxAgents: integer(env, "MAX_AGENTS", 100, 1),

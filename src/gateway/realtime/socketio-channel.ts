@@ -8,6 +8,7 @@ import { Server, type Socket } from "socket.io";
 import type { WebSocket } from "ws";
 import type { JwtSettings } from "../../platform/config";
 import { bearerToken } from "../../platform/tokens";
+import { socketIoCors } from "../http-hygiene";
 import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../../types";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
@@ -89,11 +90,12 @@ export class SocketIoChannel implements Channel {
 	private readonly io: IoServer;
 
 	constructor(server: HttpServer, private readonly hub: RealtimeHub, options: SocketIoChannelOptions) {
+		const cors = socketIoCors(options.corsOrigins);
 		this.io = new Server(server, {
 			path: SOCKET_IO_PATH,
 			serveClient: false,
 			maxHttpBufferSize: MAX_CLIENT_MESSAGE_BYTES,
-			cors: options.corsOrigins === "*" ? { origin: "*" } : { origin: options.corsOrigins, credentials: true },
+			...(cors ? { cors } : {}),
 			// The service routes every other upgrade itself (`/ws`, 404): engine.io must not touch them.
 			destroyUpgrade: false
 		});
