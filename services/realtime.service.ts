@@ -100,6 +100,7 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 		const config = this.config;
 		const hub = new RealtimeHub({
 			maxConnections: config.maxWsConnections,
+			maxUnauthenticatedPerAddress: config.wsMaxUnauthenticatedPerIp,
 			bufferLimitBytes: config.wsClientBufferLimit,
 			// The gauge is registered on every node with metrics on (see src/platform/metrics/definitions.ts).
 			onConnectionCount: open => {

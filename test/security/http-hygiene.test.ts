@@ -1,7 +1,10 @@
 /**
  * HTTP hygiene of the gateway against a real server: CORS only where configured (none in
- * production without CORS_ORIGINS), and `nosniff` and `no-store` on every answer.
+ * production without CORS_ORIGINS), `nosniff` and `no-store` on every answer, and a per-address cap
+ * on unauthenticated socket.io and /ws connections.
  */
+import { io as ioClient, type Socket as IoClientSocket } from "socket.io-client";
+import WebSocket from "ws";
 import { loadConfig } from "../../src/platform/config";
 import { TEST_SECRETS } from "../support/broker";
 import { request } from "../support/http";
@@ -106,3 +109,126 @@ describe("nosniff and no-store on every answer", () => {
 		expect(answers["GET /no/such/path"].body).toMatchObject({ error: { code: "NOT_FOUND" } });
 	});
 });
+
+// ---------- the per-address cap on unauthenticated real-time connections ----------
+
+const CAP = 3;
+
+interface WsClient {
+	ws: WebSocket;
+	closed: Promise<{ code: number; reason: string }>;
+}
+
+/** A /ws connection once open (not authenticated), or its close when the server refuses it at once. */
+async function openWs(url: string): Promise<WsClient> {
+	const ws = new WebSocket(`${url.replace("http", "ws")}/ws`);
+	const closed = new Promise<{ code: number; reason: string }>(resolve => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+	await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+	return { ws, closed };
+}
+
+/** Is a just-opened /ws connection closed by the server at once (within `ms`)? */
+async function refusedAtOnce(client: WsClient, ms = 1000): Promise<{ code: number; reason: string } | "open"> {
+	return Promise.race([client.closed, new Promise<"open">(resolve => setTimeout(() => resolve("open"), ms))]);
+}
+
+function authenticateWs(client: WsClient, token: string): Promise<unknown> {
+	return new Promise(resolve => {
+		client.ws.once("message", data => resolve(JSON.parse(data.toString())));
+		client.ws.send(JSON.stringify({ type: "auth", token }));
+	});
+}
+
+/**
+ * An engine.io connection that never sends socket.io's CONNECT (what a client that holds sockets
+ * open without a token does; socket.io-client itself closes the connection once refused). Resolves
+ * once the server's open packet came, or with the refusal of the upgrade.
+ */
+function openEngineOnly(url: string): Promise<{ ws: WebSocket; outcome: string }> {
+	const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+	return new Promise(resolve => {
+		ws.once("message", data => resolve({ ws, outcome: data.toString().startsWith("0") ? "open" : data.toString() }));
+		ws.once("error", err => resolve({ ws, outcome: err.message }));
+	});
+}
+
+/** A socket.io client; resolves with it and how its connection attempt ended. */
+function openIo(url: string, auth: Record<string, unknown>): Promise<{ socket: IoClientSocket; outcome: string }> {
+	const socket = ioClient(url, { auth, transports: ["websocket"], forceNew: true, reconnection: false });
+	return new Promise(resolve => {
+		socket.once("connect", () => resolve({ socket, outcome: "connected" }));
+		socket.once("connect_error", err => resolve({ socket, outcome: `connect_error: ${err.message}` }));
+	});
+}
+
+describe(`WS_MAX_UNAUTHENTICATED_PER_IP=${CAP}`, () => {
+	let server: TestServer;
+	const open: Array<{ close(): void }> = [];
+	beforeEach(async () => (server = await startServer({ WS_MAX_UNAUTHENTICATED_PER_IP: String(CAP) }, ["api", "agents", "realtime"])));
+	afterEach(async () => {
+		for (const client of open.splice(0)) client.close();
+		await server.stop();
+	});
+	const ws = async () => {
+		const client = await openWs(server.url);
+		open.push(client.ws);
+		return client;
+	};
+	const io = async (auth: Record<string, unknown>) => {
+		const client = await openIo(server.url, auth);
+		open.push(client.socket);
+		return client;
+	};
+
+	test("/ws: the connection over the cap is closed at once with 4429; authenticated ones stop counting", async () => {
+		const waiting = [await ws(), await ws(), await ws()];
+		expect(await refusedAtOnce(await ws())).toEqual({ code: 4429, reason: "too many unauthenticated connections from this address" });
+		for (const client of waiting) expect(await refusedAtOnce(client, 50)).toBe("open");
+
+		for (const client of waiting) expect(await authenticateWs(client, server.token(["viewer"]))).toEqual({ type: "auth_ok" });
+		const more = [await ws(), await ws(), await ws()];
+		for (const client of more) expect(await refusedAtOnce(client, 50)).toBe("open");
+		expect(await refusedAtOnce(await ws())).toMatchObject({ code: 4429 });
+	});
+
+	test("socket.io: connections that have not authenticated count, on one budget with /ws; the one over it gets connect_error", async () => {
+		const engineOnly = async () => {
+			const client = await openEngineOnly(server.url);
+			open.push(client.ws);
+			return client.outcome;
+		};
+		expect(await engineOnly()).toBe("open");
+		expect(await engineOnly()).toBe("open");
+		await ws();
+		// The cap is reached: a socket.io client is refused before it can show its token, the others too.
+		expect((await io({ token: server.token(["viewer"]) })).outcome).toMatch(/^connect_error: /);
+		expect(await engineOnly()).toBe("Unexpected server response: 400");
+		const polling = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`);
+		expect({ status: polling.status, body: await polling.json() }).toEqual({ status: 403, body: { code: 4, message: "too many unauthenticated connections from this address" } });
+		expect(await refusedAtOnce(await ws())).toMatchObject({ code: 4429 });
+
+		// One of them leaves: there is room again.
+		open[0].close();
+		const again = await waitForIo(() => io({ token: server.token(["viewer"]) }));
+		expect(again.outcome).toBe("connected");
+		// A client whose token is refused closes its connection (socket.io-client does): it holds no share.
+		expect((await io({ token: "not.a.jwt" })).outcome).toBe("connect_error: unauthorized: Invalid token");
+	});
+
+	test("socket.io: authenticated connections do not count", async () => {
+		for (let i = 0; i < CAP + 1; i++) expect((await io({ token: server.token(["viewer"]) })).outcome).toBe("connected");
+		const waiting = [await ws(), await ws(), await ws()];
+		for (const client of waiting) expect(await refusedAtOnce(client, 50)).toBe("open");
+		expect(await refusedAtOnce(await ws())).toMatchObject({ code: 4429 });
+	});
+});
+
+/** A close is seen by the server a moment after the client: try until the connection is taken. */
+async function waitForIo(attempt: () => Promise<{ socket: IoClientSocket; outcome: string }>, ms = 5000) {
+	const deadline = Date.now() + ms;
+	for (;;) {
+		const result = await attempt();
+		if (result.outcome === "connected" || Date.now() > deadline) return result;
+		await new Promise(r => setTimeout(r, 50));
+	}
+}
