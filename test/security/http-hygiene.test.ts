@@ -1,12 +1,14 @@
 /**
  * HTTP hygiene of the gateway against a real server: CORS only where configured (none in
- * production without CORS_ORIGINS), `nosniff` and `no-store` on every answer, and a per-address cap
- * on unauthenticated socket.io and /ws connections.
+ * production without CORS_ORIGINS), `nosniff` and `no-store` on every answer, a per-address cap on
+ * unauthenticated socket.io and /ws connections, and DATA_DIR private to its user.
  */
+import fs from "node:fs";
+import path from "node:path";
 import { io as ioClient, type Socket as IoClientSocket } from "socket.io-client";
 import WebSocket from "ws";
 import { loadConfig } from "../../src/platform/config";
-import { TEST_SECRETS } from "../support/broker";
+import { tempDir, TEST_SECRETS } from "../support/broker";
 import { request } from "../support/http";
 import { startServer, type TestServer } from "../support/server";
 
@@ -232,3 +234,37 @@ async function waitForIo(attempt: () => Promise<{ socket: IoClientSocket; outcom
 		await new Promise(r => setTimeout(r, 50));
 	}
 }
+
+// ---------- DATA_DIR ----------
+
+function modeOf(file: string): string {
+	return (fs.statSync(file).mode & 0o777).toString(8);
+}
+
+describe("DATA_DIR", () => {
+	test("is created 0700, and its files (the generated secrets, the embedded store) are 0600, across a restart too", async () => {
+		const parent = tempDir("mcp-datadir-");
+		const dataDir = path.join(parent, "nested", "data");
+		const development = { DATA_DIR: dataDir, JWT_SECRET: undefined, API_KEY: undefined };
+		let server = await startServer(development);
+		try {
+			const operator = server.token(["operator"]);
+			expect((await request(server.url, "POST", "/api/v1/tasks", { token: operator, body: { type: "analysis" } })).status).toBe(201);
+		} finally {
+			await server.stop();
+		}
+		expect(server.config.secretsGenerated).toBe(true);
+		expect({ nested: modeOf(path.join(parent, "nested")), data: modeOf(dataDir) }).toEqual({ nested: "700", data: "700" });
+		const files = () => fs.readdirSync(dataDir).sort();
+		expect(files()).toEqual(expect.arrayContaining([".secrets.json", "agents.db", "audit.db", "pipeline_runs.db", "pipelines.db", "tasks.db"]));
+		for (const file of files()) expect({ file, mode: modeOf(path.join(dataDir, file)) }).toEqual({ file, mode: "600" });
+
+		// Files an older version left readable to others are private again once loaded (NeDB compacts on load).
+		fs.chmodSync(path.join(dataDir, "tasks.db"), 0o644);
+		fs.chmodSync(path.join(dataDir, ".secrets.json"), 0o644);
+		fs.writeFileSync(path.join(dataDir, ".secrets.json"), JSON.stringify({ jwt_secret: "older", api_key: "older" }));
+		server = await startServer(development);
+		await server.stop();
+		for (const file of files()) expect({ file, mode: modeOf(path.join(dataDir, file)) }).toEqual({ file, mode: "600" });
+	});
+});
