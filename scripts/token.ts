@@ -46,7 +46,7 @@ function main(argv: string[]): number {
 		const config = resolveSecrets(loaded);
 		if (!loaded.secrets.jwtSecret)
 			process.stderr.write(`token: no JWT_SECRET set: signed with the development secret in ${config.dataDir}/.secrets.json\n`);
-		process.stdout.write(`${mintToken(config.secrets.jwtSecret, options)}\n`);
+		process.stdout.write(`${mintToken(config.secrets.jwtSecret, options, config.jwt)}\n`);
 		return 0;
 	} catch (err) {
 		if (err instanceof UsageError) process.stderr.write(`token: ${err.message}\n${USAGE}\n`);

@@ -271,7 +271,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				agent_id: agent.id,
 				rat: agent.registered_at,
 				expiresInSec: this.config.agentTokenTtlSec
-			});
+			}, this.config.jwt);
 		},
 
 		async pollHealth(this: AgentsThis) {

@@ -10,6 +10,7 @@ import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
 import { toErrorResponse } from "../src/gateway/error-response";
+import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES, type RestRoute } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
@@ -107,20 +108,29 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				return { status: readiness.ready ? "ready" : "not_ready", ...readiness };
 			}
 		},
-		// The Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED.
-		// No auth, for the scraper: keep it off the public network (firewall or proxy rule).
+		// The Prometheus scrape, aliased at `GET /metrics` only when METRICS_ENABLED, behind
+		// METRICS_TOKEN when that is set (`authenticateScrape`); without it, keep it off the public network.
 		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
 		metrics: {
 			access: "public",
 			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				ctx.meta.$responseType = PROMETHEUS_CONTENT_TYPE;
 				const families = this.broker.metrics.list() as unknown as MetricFamilySnapshot[];
-				return renderPrometheus(families, { namespace: this.broker.namespace, nodeID: this.broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
+				return renderPrometheus(families, { namespace: this.broker.namespace, node_id: this.broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
 			}
 		}
 	},
 
 	methods: {
+		/** `GET /metrics`: with METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` (no JWT) may scrape. */
+		authenticateScrape(this: ApiThis, _ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
+			const expected = this.config.secrets.metricsToken;
+			if (!expected) return null;
+			const presented = bearerToken(req.headers.authorization);
+			if (!presented || !sameSecret(presented, expected)) throw unauthorized("A valid metrics token is required");
+			return null;
+		},
+
 		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res) {
 			const rule = (req.$route = req.$alias?.restRoute);
 			ctx.meta.clientIp = clientIp(req);
@@ -132,7 +142,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			const token = bearerToken(req.headers.authorization);
 			if (token) {
 				try {
-					user = verifyToken(this.config.secrets.jwtSecret, token);
+					user = verifyToken(this.config.secrets.jwtSecret, token, this.config.jwt);
 				} catch (err) {
 					tokenError = err instanceof TokenError ? err.message : "Invalid token";
 				}
@@ -211,17 +221,19 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 	created(this: ApiThis) {
 		const config = (this.config = appConfig(this.broker));
 		this.settings.port = config.serverPort;
-		this.settings.cors =
-			config.corsOrigins === "*"
-				? { origin: "*", methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], exposedHeaders: ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"] }
-				: { origin: config.corsOrigins, credentials: true };
+		// No origin allowed (production without CORS_ORIGINS): no `cors` setting, so no CORS header at all.
+		const cors = gatewayCors(config.corsOrigins);
+		if (cors) this.settings.cors = cors;
 		this.settings.onError = function (this: ApiThis, req: Req, res: Res, err: Error) {
 			this.sendErrorResponse(req, res, err);
 		};
-		// HTTP metrics and the access log. moleculer-web calls `rootCallOptions` for every
-		// request before routing, so 404s and refused calls are counted too.
+		// HTTP metrics, the access log and the headers of every answer. moleculer-web calls
+		// `rootCallOptions` for every request before routing, so 404s and refused calls get them too.
 		const httpMetrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
-		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => watchHttpRequest(httpMetrics, this.logger, req, res)) as never;
+		this.settings.rootCallOptions = ((_options: unknown, req: Req, res: Res) => {
+			setResponseHeaders(res);
+			watchHttpRequest(httpMetrics, this.logger, req, res);
+		}) as never;
 		const self = this;
 		// Before any route's own work (every path falls under one of ours, unknown ones too): an anonymous
 		// request is counted by its address, so probing unknown routes costs the prober, not the audit log.
@@ -239,8 +251,11 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				path: "/",
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				aliases: { "GET health": "api.health", "GET ready": "api.ready", ...(config.metricsEnabled ? { "GET metrics": "api.metrics" } : {}) }
+				aliases: { "GET health": "api.health", "GET ready": "api.ready" }
 			},
+			...(config.metricsEnabled
+				? [{ name: "metrics", path: "/", mappingPolicy: "restrict", bodyParsers: false, authentication: "authenticateScrape", aliases: { "GET metrics": "api.metrics" } }]
+				: []),
 			{
 				name: "v1",
 				path: "/api/v1",
@@ -278,7 +293,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 	started(this: ApiThis) {
 		if (this.config.secretsGenerated) {
-			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 });
+			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 }, this.config.jwt);
 			this.logger.warn(
 				`Development mode: JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
 			);

@@ -31,7 +31,7 @@ const AuthService: TypedServiceSchema<Service> = {
 					if (!api_key || !sameSecret(api_key, config.secrets.apiKey)) throw unauthorized("A valid api_key (or an admin token) is required");
 					if (roles.includes("admin")) throw forbidden("Only an admin may mint admin tokens");
 				}
-				return { token: mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: expires_in }), expires_in };
+				return { token: mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: expires_in }, config.jwt), expires_in };
 			}
 		}
 	}

@@ -5,13 +5,13 @@
  * they return into Moleculer's metric registry, which the gateway renders at `GET /metrics`.
  *
  * Per node: every node has its own registry, `GET /metrics` shows the registry of the gateway node
- * that answers, and Prometheus scrapes each gateway node on its own (every sample carries `nodeID`).
+ * that answers, and Prometheus scrapes each gateway node on its own (every sample carries `node_id`).
  * - Task, pipeline, agent and error figures (this service) are cluster-wide as seen by this node:
  *   every node's metrics service hears every event. Do not sum them over nodes; take one node's
  *   (e.g. `max by (status)`).
  * - HTTP figures are this gateway's own requests, `mcp_agent_heartbeats_total` counts heartbeats
  *   where the agents service runs, and Moleculer's `moleculer_*` / `process_*` / `os_*` figures are
- *   this node's: sum those over `nodeID` for the cluster.
+ *   this node's: sum those over `node_id` for the cluster.
  * So a node with only the gateway (`SERVICES=api`) shows just HTTP and Moleculer figures: add
  * `metrics` to its SERVICES to get task, pipeline and agent figures there too.
  *

@@ -100,6 +100,7 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 		const config = this.config;
 		const hub = new RealtimeHub({
 			maxConnections: config.maxWsConnections,
+			maxUnauthenticatedPerAddress: config.wsMaxUnauthenticatedPerIp,
 			bufferLimitBytes: config.wsClientBufferLimit,
 			// The gauge is registered on every node with metrics on (see src/platform/metrics/definitions.ts).
 			onConnectionCount: open => {
@@ -111,8 +112,8 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 				else this.logger.info(fields, "real-time client disconnected");
 			}
 		});
-		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.secrets.jwtSecret, corsOrigins: config.corsOrigins });
-		const ws = new WsChannel(hub, { jwtSecret: config.secrets.jwtSecret, authTimeoutMs: config.wsAuthTimeoutMs });
+		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, corsOrigins: config.corsOrigins });
+		const ws = new WsChannel(hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, authTimeoutMs: config.wsAuthTimeoutMs });
 		hub.addChannel(socketIo);
 		hub.addChannel(ws);
 

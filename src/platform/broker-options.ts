@@ -58,9 +58,19 @@ function metricsOptions(config: EnvConfig): BrokerOptions["metrics"] {
 	return config.metricsEnabled ? { enabled: true, reporter: null } : false;
 }
 
-/** Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see moleculer-metrics.ts). */
+/**
+ * Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see
+ * moleculer-metrics.ts). The guards go just outside Moleculer's "Cacher": a caller is
+ * authenticated (Trust), then its payload checked, before the cache, the bulkhead or the validator
+ * spend anything on it or tell it anything.
+ */
 function operationsMiddlewares(config: EnvConfig): Array<Middleware | string> {
-	return [requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), payloadGuardMiddleware(), trustMiddleware(config), ...internalMiddlewares()];
+	const internal = internalMiddlewares();
+	const outsideCacher = internal.indexOf("Cacher") + 1;
+	return [
+		requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(),
+		...internal.slice(0, outsideCacher), payloadGuardMiddleware(), trustMiddleware(config), ...internal.slice(outsideCacher)
+	];
 }
 
 const isRetryable = (err: Error) => Boolean((err as Errors.MoleculerError).retryable);

@@ -71,6 +71,7 @@ export interface NodeSettings {
 	databaseUrl?: string;
 	redisUrl?: string;
 
+	/** Origins allowed by CORS: "*", a list, or none (`[]`: no CORS headers at all, production's default). */
 	corsOrigins: string[] | "*";
 	bodyLimitBytes: number;
 	rateLimitPerMinute: number;
@@ -241,6 +242,15 @@ function publicUrl(env: Env): string | undefined {
 	return raw.replace(/\/+$/, "");
 }
 
+/** Claims with a meaning of their own: roles kept in one of them would be misread or would clash when we mint. */
+const RESERVED_CLAIMS = ["sub", "exp", "iat", "nbf", "iss", "aud", "jti", "type", "agent_id", "task_id", "attempt", "rat"];
+
+function jwtSettings(env: Env): JwtSettings {
+	const rolesClaim = text(env, "JWT_ROLES_CLAIM") ?? "roles";
+	if (RESERVED_CLAIMS.includes(rolesClaim)) throw new ConfigError("JWT_ROLES_CLAIM", `"${rolesClaim}" is a registered claim: name another`);
+	return { rolesClaim, issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") };
+}
+
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
 /**
@@ -283,7 +293,8 @@ export function loadConfig(env: Env = process.env, role: NodeRole = "server"): E
 			webhookSecret: text(env, "WEBHOOK_SECRET"),
 			metricsToken: text(env, "METRICS_TOKEN")
 		},
-		corsOrigins: !cors || cors === "*" ? "*" : cors.split(",").map(o => o.trim()).filter(Boolean),
+		// Unset: any origin in development, none in production (a browser on another site gets no CORS answer).
+		corsOrigins: cors === "*" ? "*" : cors ? cors.split(",").map(o => o.trim()).filter(Boolean) : production ? [] : "*",
 		bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1024 * 1024, 1),
 		rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 600, 1),
 		maxAgents: integer(env, "MAX_AGENTS", 100, 1),
@@ -308,7 +319,7 @@ export function loadConfig(env: Env = process.env, role: NodeRole = "server"): E
 		agent: agentSettings(env, dataDir),
 		agentTokenTtlSec: integer(env, "AGENT_TOKEN_TTL_SEC", 86_400, 60),
 		agentRetentionHours: decimal(env, "AGENT_RETENTION_HOURS", 168, 0.001),
-		jwt: { rolesClaim: text(env, "JWT_ROLES_CLAIM") ?? "roles", issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") },
+		jwt: jwtSettings(env),
 		egress: { deny: [...(production ? PRODUCTION_EGRESS_DENY : []), ...(list(env, "EGRESS_DENY") ?? [])], allow: list(env, "EGRESS_ALLOW") ?? [] },
 		wsMaxUnauthenticatedPerIp: integer(env, "WS_MAX_UNAUTHENTICATED_PER_IP", 20, 1),
 		transporterAuth: { token: text(env, "TRANSPORTER_TOKEN"), credsFile: text(env, "TRANSPORTER_CREDS_FILE") },

@@ -9,6 +9,7 @@
  */
 import type { ReplOptions, ServiceBroker } from "moleculer";
 import { appConfig } from "./app-config";
+import type { JwtSettings } from "./config";
 import type { MintOptions } from "./tokens";
 import { mintToken } from "./tokens";
 import { USER_ROLES, type Agent, type PipelineRun, type Role, type Task } from "../types";
@@ -253,9 +254,9 @@ export function tokenOptions(args: TokenArgs): MintOptions {
 	return { sub, roles: roles as Role[], expiresInSec, ...(agentId ? { agent_id: agentId } : {}) };
 }
 
-export function tokenCommand(secret: string, args: TokenArgs): string {
+export function tokenCommand(secret: string, args: TokenArgs, settings?: JwtSettings): string {
 	const options = tokenOptions(args);
-	const token = mintToken(secret, options);
+	const token = mintToken(secret, options, settings);
 	return `${token}\n(sub ${options.sub}, roles ${options.roles.join(",")}, expires in ${options.expiresInSec} s)`;
 }
 
@@ -334,12 +335,16 @@ export function replCommands(): ReplCommand[] {
 				]
 			},
 			(broker, args) =>
-				tokenCommand(appConfig(broker).secrets.jwtSecret, {
-					roles: str(args.roles),
-					sub: str(args.sub) ?? (str(args.options?.agentId) ? undefined : "repl"),
-					agentId: str(args.options?.agentId),
-					expiresIn: str(args.options?.expiresIn)
-				}),
+				tokenCommand(
+					appConfig(broker).secrets.jwtSecret,
+					{
+						roles: str(args.roles),
+						sub: str(args.sub) ?? (str(args.options?.agentId) ? undefined : "repl"),
+						agentId: str(args.options?.agentId),
+						expiresIn: str(args.options?.expiresIn)
+					},
+					appConfig(broker).jwt
+				),
 			"token"
 		)
 	];

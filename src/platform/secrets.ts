@@ -15,9 +15,13 @@ interface StoredSecrets {
 	webhook_secret?: string;
 }
 
+/** DATA_DIR and the files in it (the secrets, the embedded store) are this user's only. */
+export const DATA_DIR_MODE = 0o700;
+export const DATA_FILE_MODE = 0o600;
+
 /** DATA_DIR for this node's files: created private to this user. */
 export function ensureDataDir(dataDir: string): void {
-	fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+	fs.mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
 }
 
 function developmentSecrets(dataDir: string): StoredSecrets {
@@ -35,7 +39,9 @@ function developmentSecrets(dataDir: string): StoredSecrets {
 		webhook_secret: stored?.webhook_secret ?? randomBytes(32).toString("hex")
 	};
 	ensureDataDir(dataDir);
-	fs.writeFileSync(file, JSON.stringify(complete), { mode: 0o600 });
+	fs.writeFileSync(file, JSON.stringify(complete), { mode: DATA_FILE_MODE });
+	// `mode` applies to a new file only: one written before with looser bits is completed here.
+	fs.chmodSync(file, DATA_FILE_MODE);
 	return complete;
 }
 

@@ -1,10 +1,17 @@
 /**
  * HS256 JWTs as the Flask service issues them (`sub`, `roles`, `exp`), plus our agent and
  * task-callback tokens. Only HS256 is accepted: `alg: none` and every other algorithm fail.
+ *
+ * The rules (`config.jwt`) are the same for the tokens we check and the ones we mint, so that every
+ * token we issue passes our own check: `exp` always, the roles under `JWT_ROLES_CLAIM`, and `iss` /
+ * `aud` when JWT_ISSUER / JWT_AUDIENCE are set. Flask-JWT-Extended signs its refresh tokens with the
+ * same secret, marked `type: "refresh"`: only a token without `type`, or with `type: "access"`, is
+ * accepted.
  */
 import { createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { USER_ROLES, type Principal, type Role } from "../types";
+import type { JwtSettings } from "./config";
 
 const ALGORITHM = "HS256";
 const ROLES: readonly Role[] = [...USER_ROLES, "agent", "system"];
@@ -27,47 +34,81 @@ export class TokenError extends Error {
 	}
 }
 
+/** The rules when none are configured: roles in `roles`, no issuer or audience. */
+export const DEFAULT_JWT_SETTINGS: Readonly<JwtSettings> = Object.freeze({ rolesClaim: "roles" });
+
+/** Flask-JWT-Extended marks its tokens `type: "access"` or `"refresh"`: only the first is a credential here. */
+const ACCESS_TYPE = "access";
+
 export interface MintOptions {
 	sub: string;
 	roles: Role[];
-	expiresInSec?: number;
+	/** Lifetime in seconds: every token we mint expires. */
+	expiresInSec: number;
 	agent_id?: string;
 	task_id?: string;
 	attempt?: number;
 	rat?: string;
 }
 
-export function mintToken(secret: string, opts: MintOptions): string {
-	const claims: Record<string, unknown> = { sub: opts.sub, roles: opts.roles };
+export function mintToken(secret: string, opts: MintOptions, settings: JwtSettings = DEFAULT_JWT_SETTINGS): string {
+	if (!Number.isFinite(opts.expiresInSec) || opts.expiresInSec <= 0) throw new TypeError(`expiresInSec must be a positive number, got ${opts.expiresInSec}`);
+	const claims: Record<string, unknown> = { sub: opts.sub, [settings.rolesClaim]: opts.roles };
 	if (opts.agent_id) claims.agent_id = opts.agent_id;
 	if (opts.task_id) claims.task_id = opts.task_id;
 	if (opts.attempt !== undefined) claims.attempt = opts.attempt;
 	if (opts.rat) claims.rat = opts.rat;
 	return jwt.sign(claims, keyOf(secret), {
 		algorithm: ALGORITHM,
-		...(opts.expiresInSec ? { expiresIn: opts.expiresInSec } : {})
+		expiresIn: opts.expiresInSec,
+		...(settings.issuer ? { issuer: settings.issuer } : {}),
+		...(settings.audience ? { audience: settings.audience } : {})
 	});
 }
 
-/** Verifies signature, algorithm and expiry; returns the caller or throws `TokenError`. */
-export function verifyToken(secret: string, token: string): Principal {
+export interface VerifiedToken {
+	principal: Principal;
+	/** Epoch ms of the token's `exp`. */
+	expiresAt: number;
+}
+
+function refusal(err: unknown): TokenError {
+	if (err instanceof jwt.TokenExpiredError) return new TokenError("Token expired");
+	if (err instanceof jwt.JsonWebTokenError && /^jwt (issuer|audience) invalid/.test(err.message))
+		return new TokenError(err.message.startsWith("jwt issuer") ? "Token issuer not accepted" : "Token audience not accepted");
+	return new TokenError("Invalid token");
+}
+
+/** Verifies signature, algorithm, expiry, `type`, and `iss`/`aud` when configured; throws `TokenError`. */
+export function verifyTokenClaims(secret: string, token: string, settings: JwtSettings = DEFAULT_JWT_SETTINGS): VerifiedToken {
 	let claims: jwt.JwtPayload | string;
 	try {
-		claims = jwt.verify(token, keyOf(secret), { algorithms: [ALGORITHM] });
+		claims = jwt.verify(token, keyOf(secret), {
+			algorithms: [ALGORITHM],
+			...(settings.issuer ? { issuer: settings.issuer } : {}),
+			...(settings.audience ? { audience: settings.audience } : {})
+		});
 	} catch (err) {
-		const reason = err instanceof jwt.TokenExpiredError ? "Token expired" : "Invalid token";
-		throw new TokenError(reason);
+		throw refusal(err);
 	}
-	if (typeof claims === "string" || typeof claims.sub !== "string" || !claims.sub)
-		throw new TokenError("Token has no subject");
-	const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is Role => ROLES.includes(r)) : [];
+	if (typeof claims === "string") throw new TokenError("Invalid token");
+	if (typeof claims.exp !== "number") throw new TokenError("Token has no expiry");
+	if (claims.type !== undefined && claims.type !== ACCESS_TYPE) throw new TokenError("Not an access token");
+	if (typeof claims.sub !== "string" || !claims.sub) throw new TokenError("Token has no subject");
+	const granted: unknown = claims[settings.rolesClaim];
+	const roles = Array.isArray(granted) ? granted.filter((r): r is Role => ROLES.includes(r)) : [];
 	const principal: Principal = { sub: claims.sub, roles };
 	if (typeof claims.agent_id === "string") principal.agent_id = claims.agent_id;
 	if (typeof claims.task_id === "string") principal.task_id = claims.task_id;
 	if (typeof claims.attempt === "number") principal.attempt = claims.attempt;
 	if (typeof claims.rat === "string") principal.rat = claims.rat;
 	if (roles.includes("agent") && !principal.agent_id) throw new TokenError("Agent token without agent_id");
-	return principal;
+	return { principal, expiresAt: claims.exp * 1000 };
+}
+
+/** `verifyTokenClaims`, the caller only. */
+export function verifyToken(secret: string, token: string, settings: JwtSettings = DEFAULT_JWT_SETTINGS): Principal {
+	return verifyTokenClaims(secret, token, settings).principal;
 }
 
 /** Expiry (epoch seconds) of a token already verified; undefined when it has none. */

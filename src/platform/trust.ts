@@ -91,7 +91,7 @@ type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<str
 export function trustMiddleware(config: EnvConfig): Middleware {
 	const { jwtSecret, apiKey } = config.secrets;
 	const namespace = config.broker.namespace;
-	const tokens = jwtSecret ? new VerifiedTokens(token => verifyToken(jwtSecret, token)) : null;
+	const tokens = jwtSecret ? new VerifiedTokens(token => verifyToken(jwtSecret, token, config.jwt)) : null;
 	let broker: ServiceBroker;
 	let system: { token: string; until: number } | null = null;
 	const warned = new Set<string>();
@@ -99,7 +99,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 	const systemToken = (): string | undefined => {
 		if (!jwtSecret) return undefined;
 		if (!system || system.until < Date.now()) {
-			const token = mintToken(jwtSecret, { sub: `system:${broker.nodeID}`, roles: [SYSTEM_ROLE as never], expiresInSec: SYSTEM_TOKEN_TTL_SEC });
+			const token = mintToken(jwtSecret, { sub: `system:${broker.nodeID}`, roles: [SYSTEM_ROLE as never], expiresInSec: SYSTEM_TOKEN_TTL_SEC }, config.jwt);
 			system = { token, until: Date.now() + (SYSTEM_TOKEN_TTL_SEC / 2) * 1000 };
 		}
 		return system.token;

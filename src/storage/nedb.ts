@@ -1,8 +1,11 @@
 /**
  * The embedded store: NeDB files under DATA_DIR, through moleculer-db's MemoryAdapter, as a
  * `DocumentStore` (the query language it shares with MongoDB) with group commit.
+ *
+ * The files are this user's only (0600, DATA_DIR 0700): the MemoryAdapter hands its options to
+ * NeDB's Datastore as they are, whose `modes` apply to every file it creates, the compaction's
+ * temporary file (renamed over the data file at every load) included.
  */
-import fs from "node:fs";
 import path from "node:path";
 import type Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
@@ -10,12 +13,15 @@ import { DocumentStore, type DocumentDriver } from "./document-store";
 import { NedbGroupCommit } from "./nedb-group-commit";
 import type { CollectionSpec } from "./entity-store";
 import type { DbAdapter, StorageAdapter } from "./storage-adapter";
+import { DATA_DIR_MODE, DATA_FILE_MODE, ensureDataDir } from "../platform/secrets";
+
+const NEDB_MODES = { fileMode: DATA_FILE_MODE, dirMode: DATA_DIR_MODE };
 
 export const nedbStorage: StorageAdapter = {
 	name: "nedb",
 	createDbAdapter(config, spec) {
-		fs.mkdirSync(config.dataDir, { recursive: true });
-		return new DbService.MemoryAdapter({ filename: path.join(config.dataDir, `${spec.name}.db`) });
+		ensureDataDir(config.dataDir);
+		return new DbService.MemoryAdapter({ filename: path.join(config.dataDir, `${spec.name}.db`), modes: NEDB_MODES });
 	},
 	async createStore<T extends object>(spec: CollectionSpec, adapter: DbAdapter) {
 		const store = new DocumentStore<T>(spec, nedbDriver(adapter.db as Datastore));

@@ -62,12 +62,14 @@ describe("GET /metrics", () => {
 		// and the gauges are written once a second.
 		const text = await waitFor(async () => {
 			const t = await scrape();
-			const completed = sample(t, "mcp_task_execution_seconds_count", { status: "completed", type: "ops-metrics" }) ?? 0;
+			// "ops-metrics" is no stage type: its label is "other" (a client must not multiply series).
+			const completed = sample(t, "mcp_task_execution_seconds_count", { status: "completed", type: "other" }) ?? 0;
 			return completed >= 1 && sample(t, "mcp_task_queue_depth") === 0 && sample(t, "mcp_agents", { status: "active" }) === 1 ? t : undefined;
 		});
-		const node = { nodeID: server.broker.nodeID };
-		expect(sample(text, "mcp_tasks_total", { ...node, status: "completed", type: "ops-metrics" })).toBeGreaterThanOrEqual(1);
-		expect(sample(text, "mcp_tasks_total", { status: "pending", type: "ops-metrics" })).toBeGreaterThanOrEqual(1);
+		const node = { node_id: server.broker.nodeID };
+		expect(sample(text, "mcp_tasks_total", { ...node, status: "completed", type: "other" })).toBeGreaterThanOrEqual(1);
+		expect(sample(text, "mcp_tasks_total", { status: "pending", type: "other" })).toBeGreaterThanOrEqual(1);
+		expect(text).not.toContain('type="ops-metrics"');
 		expect(sample(text, "mcp_tasks_by_status", { status: "completed" })).toBeGreaterThanOrEqual(1);
 		expect(sample(text, "mcp_task_queue_depth")).toBe(0);
 		expect(sample(text, "mcp_task_wait_seconds_count", { priority: "medium" })).toBeGreaterThanOrEqual(1);

@@ -172,7 +172,7 @@ describe("real-time events", () => {
 			expect(await ioRefusal(server.url, { token: "not.a.jwt" })).toBe("unauthorized: Invalid token");
 			expect(await ioRefusal(server.url, { token: wrongKey() })).toBe("unauthorized: Invalid token");
 			expect(await ioRefusal(server.url, { token: expired() })).toBe("unauthorized: Token expired");
-			const noRoles = jwt.sign({ sub: "nobody", roles: [] }, TEST_SECRETS.JWT_SECRET);
+			const noRoles = jwt.sign({ sub: "nobody", roles: [] }, TEST_SECRETS.JWT_SECRET, { expiresIn: 60 });
 			expect(await ioRefusal(server.url, { token: noRoles })).toMatch(/^unauthorized: roles \[\] may not receive events/);
 			expect(await ioRefusal(server.url, { token: viewerToken })).toBe("connected");
 		});

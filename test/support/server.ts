@@ -41,7 +41,7 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
 		config,
 		url: `http://127.0.0.1:${port}`,
 		token: (roles, sub = `test-${roles.join("-")}`, extra = {}) =>
-			mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: extra.expiresInSec ?? 3600, agent_id: extra.agent_id }),
+			mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: extra.expiresInSec ?? 3600, agent_id: extra.agent_id }, config.jwt),
 		stop: () => broker.stop()
 	};
 }

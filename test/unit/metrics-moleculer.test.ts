@@ -20,15 +20,21 @@ function broker(env: Record<string, string> = {}, nodeID?: string) {
 	return b;
 }
 
-test("ours first, then Moleculer's internal middlewares in Moleculer's order", () => {
+test("ours first, then Moleculer's internal middlewares in Moleculer's order, the guards just outside its cache", () => {
+	const GUARDS = ["PayloadGuard", "Trust"];
 	for (const METRICS_ENABLED of ["true", "false"]) {
 		const options = brokerOptions(testConfig({ METRICS_ENABLED }));
-		const ours = options.middlewares!.filter(m => typeof m === "object");
+		const ours = options.middlewares!.filter(m => typeof m === "object" && !GUARDS.includes((m as { name?: string }).name ?? ""));
 		// What Moleculer itself would build with our middlewares (Cacher drops out without a cache, in both).
 		const reference = new ServiceBroker({ ...options, internalMiddlewares: true, middlewares: ours });
 		brokers.push(reference);
 		const names = middlewareNames(broker({ METRICS_ENABLED }));
-		expect(names).toEqual(middlewareNames(reference));
+		expect(names.filter(name => !GUARDS.includes(name ?? ""))).toEqual(middlewareNames(reference));
+		// Authentication and the payload check run before the cache, the bulkhead and the validator (outer = later in the list).
+		const guards = names.indexOf("PayloadGuard");
+		expect(names.slice(guards, guards + 2)).toEqual(GUARDS);
+		for (const inner of ["Validator", "Bulkhead"]) expect(names.indexOf(inner)).toBeLessThan(guards);
+		expect(names.indexOf("ContextTracker")).toBe(guards + 2);
 		expect(names.slice(0, 3)).toEqual(["RequestContext", "McpMetrics", "ErrorTracking"]);
 		expect(names).toContain("Metrics");
 		expect(INTERNAL_MIDDLEWARES).toContain("Metrics");
@@ -54,7 +60,7 @@ test("action calls are counted and timed by action; event handlers are not timed
 	await b.emit("calc.done", {});
 	const text = renderPrometheus(b.metrics.list() as unknown as MetricFamilySnapshot[]);
 	expect(text).toMatch(/^moleculer_request_total\{action="calc.add",type="local"\} 2$/m);
-	expect(text).toMatch(/^moleculer_request_error_total\{action="calc.fail",type="local",errorName="Error"\} 1$/m);
+	expect(text).toMatch(/^moleculer_request_error_total\{action="calc.fail",type="local",error_name="Error"\} 1$/m);
 	expect(text).toMatch(/^moleculer_request_time_count\{action="calc.add",type="local"\} 2$/m);
 	expect(text).toMatch(/^moleculer_request_time_bucket\{action="calc.add",type="local",le="1"\} \d+$/m);
 	expect(text).toMatch(/^moleculer_event_emit_total\{event="calc.done"\} 1$/m);
@@ -99,7 +105,7 @@ test("the bulkhead still limits and queues, without writing its gauges", async (
 	expect(await Promise.all([first, queued])).toEqual(["done", "done"]);
 	expect(b.metrics.hasMetric("moleculer.request.bulkhead.inflight")).toBe(false);
 	const text = renderPrometheus(b.metrics.list() as unknown as MetricFamilySnapshot[]);
-	expect(text).toMatch(/^moleculer_request_error_total\{action="narrow.slow",type="local",errorName="QueueIsFullError"\} 1$/m);
+	expect(text).toMatch(/^moleculer_request_error_total\{action="narrow.slow",type="local",error_name="QueueIsFullError"\} 1$/m);
 });
 
 test("metrics off: calls work and nothing is recorded", async () => {

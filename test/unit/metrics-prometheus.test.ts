@@ -31,16 +31,16 @@ describe("renderPrometheus", () => {
 			{ type: "histogram", name: "quantiles.only", unit: "msec", values: [{ labels: { action: "a.b" }, count: 2, sum: 8, quantiles: { "0.5": 3, "0.99": 5 } }] },
 			{ type: "info", name: "os.datetime.utc", values: [{ labels: {}, value: "now" }] }
 		];
-		const text = renderPrometheus(families, { namespace: "mcp", nodeID: "node-1" });
+		const text = renderPrometheus(families, { namespace: "mcp", node_id: "node-1" });
 		expectValidExposition(text);
 		expect(text).toContain("# TYPE mcp_tasks_total counter\n");
-		expect(text).toContain('mcp_tasks_total{namespace="mcp",nodeID="node-1",status="completed",type="we\\"ird\\\\type"} 3\n');
-		expect(text).toContain('mcp_task_queue_depth{namespace="mcp",nodeID="node-1"} 0\n');
+		expect(text).toContain('mcp_tasks_total{namespace="mcp",node_id="node-1",status="completed",type="we\\"ird\\\\type"} 3\n');
+		expect(text).toContain('mcp_task_queue_depth{namespace="mcp",node_id="node-1"} 0\n');
 		expect(text).not.toContain("empty_gauge");
 		expect(text).toContain("# TYPE moleculer_node_type gauge\n");
-		expect(text).toContain('moleculer_node_type{namespace="mcp",nodeID="node-1",value="nodejs"} 1\n');
+		expect(text).toContain('moleculer_node_type{namespace="mcp",node_id="node-1",value="nodejs"} 1\n');
 		expect(text).toContain("# TYPE mcp_task_execution_seconds histogram\n");
-		const labels = 'namespace="mcp",nodeID="node-1",status="completed",type="x"';
+		const labels = 'namespace="mcp",node_id="node-1",status="completed",type="x"';
 		expect(text).toContain(
 			[
 				`mcp_task_execution_seconds_bucket{${labels},le="0.5"} 1`,
@@ -52,8 +52,8 @@ describe("renderPrometheus", () => {
 			].join("\n")
 		);
 		expect(text).toContain("# HELP quantiles_only quantiles.only (msec)\n# TYPE quantiles_only summary\n");
-		expect(text).toContain('quantiles_only{namespace="mcp",nodeID="node-1",action="a.b",quantile="0.99"} 5\n');
-		expect(text).toContain('quantiles_only_count{namespace="mcp",nodeID="node-1",action="a.b"} 2\n');
+		expect(text).toContain('quantiles_only{namespace="mcp",node_id="node-1",action="a.b",quantile="0.99"} 5\n');
+		expect(text).toContain('quantiles_only_count{namespace="mcp",node_id="node-1",action="a.b"} 2\n');
 		expect(text).not.toContain("datetime");
 	});
 
@@ -66,7 +66,7 @@ describe("renderPrometheus", () => {
 			await broker.call("echo.hi");
 			broker.metrics.increment(MCP_METRIC.httpRequestsTotal, { route: "/api/v1/tasks", method: "POST", status: "201" });
 			broker.metrics.observe(MCP_METRIC.httpRequestDurationSeconds, 12, { route: "/api/v1/tasks", method: "POST" });
-			const text = renderPrometheus(broker.metrics.list() as unknown as MetricFamilySnapshot[], { nodeID: broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
+			const text = renderPrometheus(broker.metrics.list() as unknown as MetricFamilySnapshot[], { node_id: broker.nodeID }, { millisecondsAsSeconds: MILLISECOND_HISTOGRAMS });
 			expectValidExposition(text);
 			expect(text).toMatch(/^moleculer_request_total\{.*action="echo.hi".*\} 1$/m);
 			expect(text).toMatch(/^moleculer_request_time_count\{.*action="echo.hi".*\} 1$/m);

@@ -96,7 +96,7 @@ describe("listener access", () => {
 		const session = authenticateListener(SECRET, jwt.sign({ sub: "u", roles: ["viewer"], exp }, SECRET));
 		expect(session).toEqual({ principal: { sub: "u", roles: ["viewer"] }, expiresAt: exp * 1000 });
 		expect(() => authenticateListener(SECRET, undefined)).toThrow(new RealtimeAuthError("missing token"));
-		expect(() => authenticateListener(SECRET, jwt.sign({ sub: "u", roles: [] }, SECRET))).toThrow(/may not receive events/);
+		expect(() => authenticateListener(SECRET, jwt.sign({ sub: "u", roles: [] }, SECRET, { expiresIn: 60 }))).toThrow(/may not receive events/);
 	});
 });
 
@@ -112,7 +112,7 @@ describe("RealtimeHub", () => {
 	}
 
 	test("connection slots are one budget, released once", () => {
-		const hub = new RealtimeHub({ maxConnections: 2, bufferLimitBytes: 1000, onDrop: () => undefined });
+		const hub = new RealtimeHub({ maxConnections: 2, maxUnauthenticatedPerAddress: 10, bufferLimitBytes: 1000, onDrop: () => undefined });
 		const a = hub.reserveSlot()!;
 		expect(hub.reserveSlot()).not.toBeNull();
 		expect(hub.reserveSlot()).toBeNull();
@@ -124,7 +124,7 @@ describe("RealtimeHub", () => {
 
 	test("a client with a backlog past the bound is dropped; an idle one always gets the event", () => {
 		const drops: string[] = [];
-		const hub = new RealtimeHub({ maxConnections: 10, bufferLimitBytes: 100, onDrop: (c, reason) => drops.push(`${c.id}: ${reason}`) });
+		const hub = new RealtimeHub({ maxConnections: 10, maxUnauthenticatedPerAddress: 10, bufferLimitBytes: 100, onDrop: (c, reason) => drops.push(`${c.id}: ${reason}`) });
 		const delivered: string[][] = [];
 		const channel: Channel = { name: "ws", deliver: clients => delivered.push(clients.map(c => c.id)) };
 		hub.addChannel(channel);

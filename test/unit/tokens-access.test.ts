@@ -12,7 +12,7 @@ describe("tokens", () => {
 	});
 
 	test("unknown roles are dropped, not trusted", () => {
-		const token = jwt.sign({ sub: "u", roles: ["viewer", "superuser"] }, SECRET);
+		const token = jwt.sign({ sub: "u", roles: ["viewer", "superuser"] }, SECRET, { expiresIn: 60 });
 		expect(verifyToken(SECRET, token).roles).toEqual(["viewer"]);
 	});
 
@@ -21,8 +21,8 @@ describe("tokens", () => {
 		["wrong secret", jwt.sign({ sub: "u" }, "other"), /Invalid/],
 		["alg none", jwt.sign({ sub: "u" }, "", { algorithm: "none" }), /Invalid/],
 		["HS384", jwt.sign({ sub: "u" }, SECRET, { algorithm: "HS384" }), /Invalid/],
-		["no sub", jwt.sign({ roles: ["admin"] }, SECRET), /subject/],
-		["agent without agent_id", jwt.sign({ sub: "a", roles: ["agent"] }, SECRET), /agent_id/]
+		["no sub", jwt.sign({ roles: ["admin"] }, SECRET, { expiresIn: 60 }), /subject/],
+		["agent without agent_id", jwt.sign({ sub: "a", roles: ["agent"] }, SECRET, { expiresIn: 60 }), /agent_id/]
 	])("%s is refused", (_name, token, message) => {
 		expect(() => verifyToken(SECRET, token)).toThrow(TokenError);
 		expect(() => verifyToken(SECRET, token)).toThrow(message);

@@ -3,9 +3,9 @@
  * an agent token sees only its own agent and the tasks assigned to it, and a task callback token
  * only its one task: events would otherwise leak other agents' work to any registered agent.
  */
-import jwt from "jsonwebtoken";
 import { isAgentOnly, isAllowed } from "../../domain/access";
-import { TokenError, verifyToken } from "../../platform/tokens";
+import type { JwtSettings } from "../../platform/config";
+import { TokenError, verifyTokenClaims, type VerifiedToken } from "../../platform/tokens";
 import type { ClusterMessage, Principal } from "../../types";
 
 export interface RealtimeSession {
@@ -21,21 +21,19 @@ export class RealtimeAuthError extends Error {
 	}
 }
 
-/** Verifies a presented token; throws `RealtimeAuthError` saying why it is refused. */
-export function authenticateListener(secret: string, token: unknown): RealtimeSession {
+/** Verifies a presented token (the gateway's rules, `config.jwt`); throws `RealtimeAuthError` saying why it is refused. */
+export function authenticateListener(secret: string, token: unknown, settings?: JwtSettings): RealtimeSession {
 	if (typeof token !== "string" || token === "") throw new RealtimeAuthError("missing token");
-	let principal: Principal;
+	let verified: VerifiedToken;
 	try {
-		principal = verifyToken(secret, token);
+		verified = verifyTokenClaims(secret, token, settings);
 	} catch (err) {
 		throw new RealtimeAuthError(err instanceof TokenError ? err.message : "Invalid token");
 	}
+	const { principal, expiresAt } = verified;
 	if (!isAllowed(principal, { level: "read", agent: true }))
 		throw new RealtimeAuthError(`roles ${JSON.stringify(principal.roles)} may not receive events`);
-	// verifyToken has checked signature and expiry; decoding again only reads `exp`.
-	const claims = jwt.decode(token);
-	const exp = claims && typeof claims === "object" && typeof claims.exp === "number" ? claims.exp * 1000 : undefined;
-	return exp === undefined ? { principal } : { principal, expiresAt: exp };
+	return { principal, expiresAt };
 }
 
 export function isVisibleTo(principal: Principal, message: ClusterMessage): boolean {

@@ -1,7 +1,8 @@
 /**
  * The connected listeners of one gateway, whatever their channel: connection slots (one budget
- * for socket.io and `/ws` together), who gets which event, and dropping clients that cannot keep
- * up. Knows nothing of sockets; each channel adapts its connections to `RealtimeClient`.
+ * for socket.io and `/ws` together, and a share per address for connections not authenticated
+ * yet), who gets which event, and dropping clients that cannot keep up. Knows nothing of sockets;
+ * each channel adapts its connections to `RealtimeClient`.
  */
 import type { ClusterMessage } from "../../types";
 import { isVisibleTo, type RealtimeSession } from "./access";
@@ -33,6 +34,11 @@ export interface Channel {
 
 export interface HubOptions {
 	maxConnections: number;
+	/**
+	 * Connections from one address that have not authenticated yet, both channels together: a
+	 * client that never sends a token cannot hold more (an authenticated one no longer counts).
+	 */
+	maxUnauthenticatedPerAddress: number;
 	bufferLimitBytes: number;
 	/** Told of every client the hub disconnects on its own (slow, token expired). */
 	onDrop(client: RealtimeClient, reason: string, cause: DisconnectCause): void;
@@ -48,8 +54,30 @@ export interface ConnectionSlot {
 // setTimeout cannot wait longer; a token valid for longer is simply not timed.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+function slot(release: () => void): ConnectionSlot {
+	let held = true;
+	return {
+		release: () => {
+			if (!held) return;
+			held = false;
+			release();
+		}
+	};
+}
+
+/** Why a connection over its address's share of unauthenticated connections is refused. */
+export const TOO_MANY_UNAUTHENTICATED = "too many unauthenticated connections from this address";
+
+/** The key of a peer's address: an IPv4 peer on a dual-stack socket (`::ffff:1.2.3.4`) is `1.2.3.4`. */
+export function peerAddress(remoteAddress: string | undefined): string {
+	if (!remoteAddress) return "unknown";
+	return remoteAddress.startsWith("::ffff:") && remoteAddress.includes(".") ? remoteAddress.slice("::ffff:".length) : remoteAddress;
+}
+
 export class RealtimeHub {
 	private openConnections = 0;
+	/** Address → connections from it that have not authenticated yet. */
+	private readonly unauthenticated = new Map<string, number>();
 	private readonly clients = new Map<string, RealtimeClient>();
 	private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
 	private readonly channels = new Map<ChannelName, Channel>();
@@ -73,15 +101,34 @@ export class RealtimeHub {
 		if (this.openConnections >= this.options.maxConnections) return null;
 		this.openConnections++;
 		this.options.onConnectionCount?.(this.openConnections);
-		let held = true;
-		return {
-			release: () => {
-				if (!held) return;
-				held = false;
-				this.openConnections--;
-				this.options.onConnectionCount?.(this.openConnections);
-			}
-		};
+		return slot(() => {
+			this.openConnections--;
+			this.options.onConnectionCount?.(this.openConnections);
+		});
+	}
+
+	/** Connections from `address` (see `peerAddress`) that have not authenticated yet. */
+	unauthenticatedFrom(address: string): number {
+		return this.unauthenticated.get(address) ?? 0;
+	}
+
+	/** May `address` open one more connection that is not authenticated yet? */
+	admitsUnauthenticated(address: string): boolean {
+		return this.unauthenticatedFrom(address) < this.options.maxUnauthenticatedPerAddress;
+	}
+
+	/**
+	 * A share of `address`'s unauthenticated connections, or null when it holds all of them already.
+	 * Release it when the connection authenticates or ends, whichever comes first.
+	 */
+	reserveUnauthenticated(address: string): ConnectionSlot | null {
+		if (!this.admitsUnauthenticated(address)) return null;
+		this.unauthenticated.set(address, this.unauthenticatedFrom(address) + 1);
+		return slot(() => {
+			const left = this.unauthenticatedFrom(address) - 1;
+			if (left > 0) this.unauthenticated.set(address, left);
+			else this.unauthenticated.delete(address);
+		});
 	}
 
 	add(client: RealtimeClient): void {

@@ -6,11 +6,13 @@
 import type { Server as HttpServer } from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { WebSocket } from "ws";
+import type { JwtSettings } from "../../platform/config";
 import { bearerToken } from "../../platform/tokens";
+import { socketIoCors } from "../http-hygiene";
 import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../../types";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
-import type { Channel, RealtimeClient, RealtimeHub } from "./hub";
+import { peerAddress, TOO_MANY_UNAUTHENTICATED, type Channel, type ConnectionSlot, type RealtimeClient, type RealtimeHub } from "./hub";
 import { parseSubscriptionRequest, SubscriptionError, Subscriptions, type SubscriptionSnapshot } from "./subscriptions";
 
 export const SOCKET_IO_PATH = "/socket.io";
@@ -37,6 +39,13 @@ interface SocketData {
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+/** What the channel uses of an engine.io connection. */
+interface EngineSocket {
+	readonly remoteAddress: string;
+	close(): void;
+	once(event: "close", listener: () => void): void;
+}
 
 /** engine.io keeps the transport private; its `ws` socket is the only view of what the kernel has not taken. */
 interface EngineInternals {
@@ -78,26 +87,46 @@ export function trackBacklog(socket: IoSocket): () => number {
 
 export interface SocketIoChannelOptions {
 	jwtSecret: string;
+	/** How tokens are checked (`config.jwt`). */
+	jwt: JwtSettings;
 	corsOrigins: string[] | "*";
 }
 
 export class SocketIoChannel implements Channel {
 	readonly name = "socket.io";
 	private readonly io: IoServer;
+	/** Engine connections whose socket.io client has not authenticated yet, and their share. */
+	private readonly unauthenticated = new WeakMap<object, ConnectionSlot>();
 
 	constructor(server: HttpServer, private readonly hub: RealtimeHub, options: SocketIoChannelOptions) {
+		const cors = socketIoCors(options.corsOrigins);
 		this.io = new Server(server, {
 			path: SOCKET_IO_PATH,
 			serveClient: false,
 			maxHttpBufferSize: MAX_CLIENT_MESSAGE_BYTES,
-			cors: options.corsOrigins === "*" ? { origin: "*" } : { origin: options.corsOrigins, credentials: true },
+			...(cors ? { cors } : {}),
 			// The service routes every other upgrade itself (`/ws`, 404): engine.io must not touch them.
-			destroyUpgrade: false
+			destroyUpgrade: false,
+			// A handshake from an address that holds its share of unauthenticated connections is refused
+			// (403 to long-polling, 400 to a websocket upgrade, the reason as body: the client's
+			// connect_error); the share is counted per engine connection below.
+			allowRequest: (req, answer) => {
+				const allowed = hub.admitsUnauthenticated(peerAddress(req.socket.remoteAddress));
+				answer(allowed ? null : TOO_MANY_UNAUTHENTICATED, allowed);
+			}
+		});
+		// An engine connection is unauthenticated until the middleware below accepts its token.
+		this.io.engine.on("connection", (conn: EngineSocket) => {
+			const share = hub.reserveUnauthenticated(peerAddress(conn.remoteAddress));
+			// Another connection from the address took the last share since its handshake was allowed.
+			if (!share) return conn.close();
+			this.unauthenticated.set(conn, share);
+			conn.once("close", () => share.release());
 		});
 		this.io.use((socket, next) => {
 			const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
 			try {
-				socket.data.session = authenticateListener(options.jwtSecret, token);
+				socket.data.session = authenticateListener(options.jwtSecret, token, options.jwt);
 			} catch (err) {
 				return next(new Error(`unauthorized: ${err instanceof RealtimeAuthError ? err.message : "invalid token"}`));
 			}
@@ -105,6 +134,7 @@ export class SocketIoChannel implements Channel {
 			if (!slot) return next(new Error("too many connections"));
 			// The engine connection's end covers a client that leaves before `connection` fires too.
 			socket.conn.once("close", () => slot.release());
+			this.unauthenticated.get(socket.conn)?.release();
 			next();
 		});
 		this.io.on("connection", socket => this.onConnection(socket));

@@ -2,6 +2,8 @@
  * Plain WebSocket at `/ws`, for clients without socket.io (the spec's browser example). A browser
  * cannot set headers on a WebSocket, so the token comes as the first message:
  * `{type:"auth", token}` → `{type:"auth_ok"}`, or `{type:"auth_error", message}` and close 4401.
+ * An address that holds WS_MAX_UNAUTHENTICATED_PER_IP connections not authenticated yet (this
+ * channel's and socket.io's) gets its next one closed at once, 4429.
  * Then `{type:"subscribe"|"unsubscribe", ...ids}` (acknowledged `subscribed`/`unsubscribed` with the
  * client's subscriptions, or `request_error`) and one JSON message per event.
  */
@@ -9,16 +11,18 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { JwtSettings } from "../../platform/config";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
-import type { Channel, DisconnectCause, RealtimeClient, RealtimeHub } from "./hub";
+import { peerAddress, TOO_MANY_UNAUTHENTICATED, type Channel, type DisconnectCause, type RealtimeClient, type RealtimeHub } from "./hub";
 import { parseSubscriptionRequest, SubscriptionError, Subscriptions } from "./subscriptions";
 
 export const WS_PATH = "/ws";
 
-/** Close codes: 4401 mirrors HTTP 401 in the application range; 1013 is the standard "try again later". */
+/** Close codes: 4401 and 4429 mirror HTTP 401 and 429 in the application range; 1013 is the standard "try again later". */
 export const WS_CLOSE = {
 	unauthorized: 4401,
+	tooManyUnauthenticated: 4429,
 	tooManyConnections: 1013,
 	goingAway: 1001
 } as const;
@@ -30,6 +34,8 @@ const KEEPALIVE_INTERVAL_MS = 30_000;
 
 export interface WsChannelOptions {
 	jwtSecret: string;
+	/** How tokens are checked (`config.jwt`). */
+	jwt: JwtSettings;
 	authTimeoutMs: number;
 }
 
@@ -67,7 +73,7 @@ export class WsChannel implements Channel {
 	private readonly keepalive: NodeJS.Timeout;
 
 	constructor(private readonly hub: RealtimeHub, private readonly options: WsChannelOptions) {
-		this.wss.on("connection", ws => this.onConnection(ws));
+		this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req));
 		this.keepalive = setInterval(() => this.ping(), KEEPALIVE_INTERVAL_MS);
 		this.keepalive.unref();
 	}
@@ -90,14 +96,18 @@ export class WsChannel implements Channel {
 		this.wss.close();
 	}
 
-	private onConnection(ws: WebSocket): void {
+	private onConnection(ws: WebSocket, req: IncomingMessage): void {
 		this.alive.set(ws, true);
 		ws.on("pong", () => this.alive.set(ws, true));
 		// Socket errors always end in `close`, where the cleanup is; without a listener they would throw.
 		ws.on("error", () => undefined);
 
+		// Unauthenticated from the upgrade until `auth_ok` (or its end): one share of its address's.
+		const unauthenticated = this.hub.reserveUnauthenticated(peerAddress(req.socket.remoteAddress));
+		if (!unauthenticated) return ws.close(WS_CLOSE.tooManyUnauthenticated, TOO_MANY_UNAUTHENTICATED);
 		const slot = this.hub.reserveSlot();
 		if (!slot) {
+			unauthenticated.release();
 			send(ws, { type: "error", error: "too many connections" });
 			ws.close(WS_CLOSE.tooManyConnections, "too many connections");
 			return;
@@ -111,6 +121,7 @@ export class WsChannel implements Channel {
 		const authTimer = setTimeout(() => refuse("authentication timeout"), this.options.authTimeoutMs);
 		ws.once("close", () => {
 			clearTimeout(authTimer);
+			unauthenticated.release();
 			if (client) {
 				this.hub.remove(client);
 				this.sockets.delete(client.id);
@@ -125,6 +136,7 @@ export class WsChannel implements Channel {
 				if (ws.readyState !== ws.OPEN) return;
 				if (message?.type !== "auth") return refuse('expected {"type":"auth","token":"..."} as the first message');
 				client = this.authenticate(ws, message.token, refuse);
+				if (client) unauthenticated.release();
 				return;
 			}
 			if (!message) return requestError(ws, "expected a JSON object");
@@ -135,7 +147,7 @@ export class WsChannel implements Channel {
 	private authenticate(ws: WebSocket, token: unknown, refuse: (message: string) => void): RealtimeClient | null {
 		let session: RealtimeSession;
 		try {
-			session = authenticateListener(this.options.jwtSecret, token);
+			session = authenticateListener(this.options.jwtSecret, token, this.options.jwt);
 		} catch (err) {
 			refuse(err instanceof RealtimeAuthError ? err.message : "invalid token");
 			return null;

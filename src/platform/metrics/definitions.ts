@@ -48,13 +48,13 @@ const STAGE_SECONDS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600];
 const HTTP_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const MCP_METRICS: readonly McpMetricDefinition[] = [
-	{ name: MCP_METRIC.tasksTotal, type: "counter", description: "Task status changes, by the status entered and the task type", labelNames: ["status", "type"] },
+	{ name: MCP_METRIC.tasksTotal, type: "counter", description: "Task status changes, by the status entered and the task type (a stage type or other)", labelNames: ["status", "type"] },
 	{ name: MCP_METRIC.tasksByStatus, type: "gauge", description: "Tasks in the store, by status", labelNames: ["status"] },
 	{ name: MCP_METRIC.taskQueueDepth, type: "gauge", description: "Tasks waiting for an agent (pending + retrying)" },
 	{
 		name: MCP_METRIC.taskExecutionSeconds,
 		type: "histogram",
-		description: "Duration of a task's last attempt (started_at to finished_at), by final status and type",
+		description: "Duration of a task's last attempt (started_at to finished_at), by final status and type (a stage type or other)",
 		labelNames: ["status", "type"],
 		buckets: TASK_SECONDS
 	},
@@ -65,13 +65,13 @@ export const MCP_METRICS: readonly McpMetricDefinition[] = [
 		labelNames: ["priority"],
 		buckets: TASK_SECONDS
 	},
-	{ name: MCP_METRIC.taskRetriesTotal, type: "counter", description: "Failed task attempts that will be retried, by task type", labelNames: ["type"] },
+	{ name: MCP_METRIC.taskRetriesTotal, type: "counter", description: "Failed task attempts that will be retried, by task type (a stage type or other)", labelNames: ["type"] },
 	{ name: MCP_METRIC.errorsTotal, type: "counter", description: "Errors announced on mcp.error, by error code", labelNames: ["code"] },
 	{ name: MCP_METRIC.pipelineRunsTotal, type: "counter", description: "Pipeline run status changes, by the status entered", labelNames: ["status"] },
 	{
 		name: MCP_METRIC.pipelineStageSeconds,
 		type: "histogram",
-		description: "Duration of a pipeline stage (its task's created_at to finished_at), by stage type and status",
+		description: "Duration of a pipeline stage (its task's created_at to finished_at), by stage type (or other) and status",
 		labelNames: ["type", "status"],
 		buckets: STAGE_SECONDS
 	},

@@ -7,6 +7,11 @@
  * are on, while printing quantile samples under a `histogram` TYPE, which strict parsers reject.
  * Here a histogram with buckets is a proper histogram (cumulative `_bucket`s, `+Inf`, `_sum`,
  * `_count`); one with quantiles only is a summary; rates are left to PromQL's `rate()`.
+ *
+ * Names follow Prometheus' conventions, so that `promtool check metrics` passes: label names are
+ * snake_case (Moleculer's `nodeID`, `errorName`, `targetNodeID` become `node_id`, `error_name`,
+ * `target_node_id`; the common labels too), a counter's name ends in `_total`, and a gauge's does not
+ * (Moleculer's `moleculer.registry.nodes.total`, a count that goes down too, is `moleculer_registry_nodes`).
  */
 
 export interface SampleSnapshot {
@@ -33,14 +38,29 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
 /** Moleculer's wall-clock info metrics change label values every second: a new series each time. */
 const SKIPPED_PREFIXES = ["os.datetime"];
 
+/** `nodeID` → `node_id`, `errorName` → `error_name`, `HTTPServer` → `http_server`. */
+export function snakeCase(name: string): string {
+	return name
+		.replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+		.replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2")
+		.toLowerCase();
+}
+
 export function metricName(name: string): string {
-	const cleaned = name.replace(/[^a-zA-Z0-9_:]/g, "_");
-	return /^[a-zA-Z_:]/.test(cleaned) ? cleaned : `_${cleaned}`;
+	const cleaned = snakeCase(name).replace(/[^a-z0-9_:]/g, "_");
+	return /^[a-z_:]/.test(cleaned) ? cleaned : `_${cleaned}`;
+}
+
+/** The name a family is exposed under: `metricName`, with `_total` on counters only. */
+export function exposedName(family: Pick<MetricFamilySnapshot, "name" | "type">): string {
+	const name = metricName(family.name);
+	if (family.type === "counter") return name.endsWith("_total") ? name : `${name}_total`;
+	return name.endsWith("_total") && name !== "_total" ? name.slice(0, -"_total".length) : name;
 }
 
 export function labelName(name: string): string {
-	const cleaned = name.replace(/[^a-zA-Z0-9_]/g, "_");
-	return /^[a-zA-Z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+	const cleaned = snakeCase(name).replace(/[^a-z0-9_]/g, "_");
+	return /^[a-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
 }
 
 export function labelValue(value: unknown): string {
@@ -63,11 +83,13 @@ export function sampleValue(value: unknown): string {
 	return "NaN";
 }
 
+/** Labels renamed first and merged after, so `nodeID` and `node_id` are one label (the later part wins). */
 function labelSet(...parts: Array<Record<string, unknown> | undefined>): string {
-	const merged: Record<string, unknown> = Object.assign({}, ...parts);
-	const keys = Object.keys(merged).filter(k => merged[k] !== undefined);
-	if (!keys.length) return "";
-	return `{${keys.map(k => `${labelName(k)}="${labelValue(merged[k])}"`).join(",")}}`;
+	const merged = new Map<string, unknown>();
+	for (const part of parts)
+		for (const [key, value] of Object.entries(part ?? {})) if (value !== undefined) merged.set(labelName(key), value);
+	if (!merged.size) return "";
+	return `{${[...merged].map(([name, value]) => `${name}="${labelValue(value)}"`).join(",")}}`;
 }
 
 /** `le` as Prometheus writes bounds: a plain number, `+Inf` for the last. */
@@ -77,7 +99,7 @@ function bound(le: string, scale: number): string {
 }
 
 function renderFamily(family: MetricFamilySnapshot, common: Record<string, unknown>, scale: number): string[] {
-	const name = metricName(family.name);
+	const name = exposedName(family);
 	const help = family.description ?? family.name + (family.unit ? ` (${family.unit})` : "");
 	const samples = family.values.filter(Boolean);
 	if (!samples.length) return [];
@@ -117,8 +139,8 @@ function renderFamily(family: MetricFamilySnapshot, common: Record<string, unkno
 }
 
 /**
- * The exposition text. `commonLabels` go on every sample (the node's id and namespace): each node
- * is scraped on its own, and they keep its series apart from other nodes'.
+ * The exposition text. `commonLabels` go on every sample (the node's `node_id` and `namespace`): each
+ * node is scraped on its own, and they keep its series apart from other nodes'.
  */
 export interface RenderOptions {
 	/** Histograms recorded in milliseconds and exposed in seconds (bounds and sums divided by 1000). */
@@ -131,7 +153,7 @@ export function renderPrometheus(families: readonly MetricFamilySnapshot[], comm
 	for (const family of families) {
 		if (SKIPPED_PREFIXES.some(p => family.name.startsWith(p))) continue;
 		// Two registry names may clean up to one Prometheus name: a second TYPE line would break the scrape.
-		const name = metricName(family.name);
+		const name = exposedName(family);
 		if (seen.has(name)) continue;
 		seen.add(name);
 		lines.push(...renderFamily(family, commonLabels, options.millisecondsAsSeconds?.has(family.name) ? 0.001 : 1));

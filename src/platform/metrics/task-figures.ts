@@ -7,8 +7,12 @@
  *
  * Events give counters and histograms at once; the gauges are read from the counts (`gauges()`)
  * on a short timer instead, sparing three registry writes per event on the task path.
+ *
+ * A client names a task's type, and every new label value is a new series in every scrape from then
+ * on: the `type` label is one of the six stage types or `other`.
  */
 import { isTerminal } from "../../domain/tasks/state-machine";
+import { STAGE_TYPES } from "../../stage-contract";
 import { TASK_STATUSES, type Task, type TaskStatus } from "../../types";
 import { MCP_METRIC } from "./definitions";
 import { secondsBetween, type MetricUpdate } from "./updates";
@@ -46,6 +50,14 @@ export function inferPreviousStatus(task: TaskView): PreviousStatus {
 
 const QUEUED: readonly TaskStatus[] = ["pending", "retrying"];
 
+const STAGE_TYPE_NAMES: ReadonlySet<string> = new Set(STAGE_TYPES);
+export const OTHER_TASK_TYPE = "other";
+
+/** The value of the task-type label: a stage type as it is, anything else `other`. */
+export function taskTypeLabel(type: string): string {
+	return STAGE_TYPE_NAMES.has(type) ? type : OTHER_TASK_TYPE;
+}
+
 export class TaskFigures {
 	/** Last status of each non-terminal task seen: bounded by the live tasks of the cluster. */
 	private readonly lastStatus = new Map<string, TaskStatus>();
@@ -61,11 +73,12 @@ export class TaskFigures {
 		if (isTerminal(task.status)) this.lastStatus.delete(task.task_id);
 		else this.lastStatus.set(task.task_id, task.status);
 
-		const updates: MetricUpdate[] = [{ op: "increment", name: MCP_METRIC.tasksTotal, labels: { status: task.status, type: task.type } }];
+		const type = taskTypeLabel(task.type);
+		const updates: MetricUpdate[] = [{ op: "increment", name: MCP_METRIC.tasksTotal, labels: { status: task.status, type } }];
 		this.adjust(task.status, 1);
 		if (previous !== "none" && previous !== "unknown") this.adjust(previous, -1);
 
-		if (task.status === "retrying") updates.push({ op: "increment", name: MCP_METRIC.taskRetriesTotal, labels: { type: task.type } });
+		if (task.status === "retrying") updates.push({ op: "increment", name: MCP_METRIC.taskRetriesTotal, labels: { type } });
 		if (task.status === "running" && task.attempt === 1) {
 			const wait = secondsBetween(task.created_at, task.started_at);
 			if (wait !== null) updates.push({ op: "observe", name: MCP_METRIC.taskWaitSeconds, value: wait, labels: { priority: task.priority } });
@@ -73,10 +86,10 @@ export class TaskFigures {
 		if (task.status === "completed" || task.status === "failed") {
 			const execution = secondsBetween(task.started_at, task.finished_at);
 			if (execution !== null)
-				updates.push({ op: "observe", name: MCP_METRIC.taskExecutionSeconds, value: execution, labels: { status: task.status, type: task.type } });
+				updates.push({ op: "observe", name: MCP_METRIC.taskExecutionSeconds, value: execution, labels: { status: task.status, type } });
 			const stage = task.run_id ? secondsBetween(task.created_at, task.finished_at) : null;
 			if (stage !== null)
-				updates.push({ op: "observe", name: MCP_METRIC.pipelineStageSeconds, value: stage, labels: { type: task.type, status: task.status } });
+				updates.push({ op: "observe", name: MCP_METRIC.pipelineStageSeconds, value: stage, labels: { type, status: task.status } });
 		}
 		return updates;
 	}

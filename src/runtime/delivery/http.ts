@@ -51,7 +51,7 @@ export function httpTransport({ broker, config, callbackBase }: TransportContext
 					attempt: task.attempt,
 					rat: agent.registered_at,
 					expiresInSec: config.callbackTokenTtlSec || Math.ceil(task.timeout) + 300
-				}),
+				}, config.jwt),
 				callbacks: { progress: `${base}/progress`, complete: `${base}/complete`, fail: `${base}/fail` }
 			};
 			const url = agent.endpoints.task;
