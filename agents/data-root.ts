@@ -4,6 +4,7 @@
  * `..` and symlinks are resolved, so neither a crafted path nor a link inside the root reaches the rest of the
  * host. Anything else fails the task non-retryably with code PATH_OUTSIDE_DATA_ROOT.
  */
+import type { StageErrorCode } from "../src/stage-contract";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { copyFile, lstat, mkdir, open, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
@@ -11,7 +12,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { StageInputError } from "./stage-error";
 
-export const PATH_OUTSIDE_DATA_ROOT = "PATH_OUTSIDE_DATA_ROOT";
+export const PATH_OUTSIDE_DATA_ROOT: StageErrorCode = "PATH_OUTSIDE_DATA_ROOT";
 
 /** Names the location as the task gave it, never the real path it resolved to nor anything read from it. */
 function outside(location: string, what: string): StageInputError {

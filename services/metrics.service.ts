@@ -28,7 +28,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { AgentFigures } from "../src/platform/metrics/agent-figures";
 import { MCP_METRIC, registerMcpMetrics } from "../src/platform/metrics/definitions";
 import { PipelineFigures, type RunView } from "../src/platform/metrics/pipeline-figures";
-import { TaskFigures, type TaskView } from "../src/platform/metrics/task-figures";
+import { errorCodeLabel, TaskFigures, type TaskView } from "../src/platform/metrics/task-figures";
 import { applyMetricUpdates, type MetricUpdate } from "../src/platform/metrics/updates";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { allAgents } from "../src/runtime/agent-directory";
@@ -100,7 +100,7 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 			this.gaugesStale = true;
 		},
 		[EVENTS.error](this: MetricsThis, ctx: Context<{ details?: { code?: string } }>) {
-			this.apply([{ op: "increment", name: MCP_METRIC.errorsTotal, labels: { code: ctx.params?.details?.code ?? "UNKNOWN" } }]);
+			this.apply([{ op: "increment", name: MCP_METRIC.errorsTotal, labels: { code: errorCodeLabel(ctx.params?.details?.code) } }]);
 		}
 	},
 

@@ -14,6 +14,10 @@ import type { StageStatus } from "./types";
 export const STAGE_TYPES = ["data-ingestion", "transformation", "analysis", "validation", "processing", "output"] as const;
 export type StageType = (typeof STAGE_TYPES)[number];
 
+/** Codes a worker may name its failure with (a thrown error's `code`), carried to the task's error event. */
+export const STAGE_ERROR_CODES = ["PATH_OUTSIDE_DATA_ROOT"] as const;
+export type StageErrorCode = (typeof STAGE_ERROR_CODES)[number];
+
 export type DataRecord = Record<string, unknown>;
 
 /** The stage task payload's `upstream` entries: the dag's dependency result plus the stage type workers key on. */

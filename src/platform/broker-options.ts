@@ -11,6 +11,7 @@ import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
 import { mcpMetricsMiddleware } from "./middlewares/mcp-metrics";
 import { internalMiddlewares } from "./middlewares/moleculer-metrics";
 import { requestContextMiddleware, requestLogFields } from "./middlewares/request-context";
+import { transporterOptions } from "./transporter";
 import { trustMiddleware } from "./trust";
 import { payloadGuardMiddleware } from "./middlewares/payload-guard";
 
@@ -87,8 +88,7 @@ export function brokerOptions(config: EnvConfig): BrokerOptions {
 	return {
 		namespace: config.broker.namespace,
 		nodeID: config.nodeId,
-		// Moleculer resolves a URL string ("nats://…") to its transporter; its typings list only names.
-		transporter: (config.transporter ?? null) as BrokerOptions["transporter"],
+		transporter: transporterOptions(config),
 		logger: {
 			type: "Pino",
 			options: {

@@ -15,7 +15,7 @@ import { CONFIG_VARIABLES } from "../../src/platform/config";
 
 const ROOT = path.resolve(__dirname, "../..");
 const COMPOSE_FILE = path.join(ROOT, "docker-compose.yml");
-const SECRETS = { JWT_SECRET: "compose-test-jwt-secret", API_KEY: "compose-test-api-key" };
+const SECRETS = { JWT_SECRET: "compose-test-jwt-secret", API_KEY: "compose-test-api-key", WEBHOOK_SECRET: "compose-test-webhook-secret", NATS_TOKEN: "compose-test-nats-token" };
 /** The services of the design (services/<name>.service.ts), some still being written. */
 const SERVICE_NAMES = ["api", "auth", "agents", "tasks", "pipelines", "realtime", "audit", "metrics"];
 
@@ -113,15 +113,23 @@ describe("docker-compose.yml", () => {
 		expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(["mongo-data", "redis-data"]));
 	});
 
-	test("every node joins the cluster over NATS and runs in production mode with secrets", () => {
+	test("every node joins the cluster over NATS with its token and runs in production mode; only server nodes hold JWT_SECRET", () => {
 		expect(nodes.map(([name]) => name).sort()).toEqual(["agent", "core", "gateway", "mcp-server"]);
-		for (const [, service] of nodes) {
+		for (const [name, service] of nodes) {
 			const env = environment(service);
 			expect(env.TRANSPORTER).toBe("nats://nats:4222");
+			expect(env.TRANSPORTER_TOKEN).toBeTruthy();
 			expect(env.NODE_ENV).toBe("production");
-			expect(env.JWT_SECRET).toBeTruthy();
 			expect(env.API_KEY).toBeTruthy();
+			if (name === "agent") expect(env.JWT_SECRET).toBeUndefined();
+			else expect(env.JWT_SECRET).toBeTruthy();
 		}
+	});
+
+	test("NATS wants the nodes' token, and no infrastructure port is published to the host", () => {
+		const token = environment(services["mcp-server"]).TRANSPORTER_TOKEN;
+		expect(commandOf(services.nats)).toContain(`--auth ${token}`);
+		for (const name of ["nats", "mongo", "redis"]) expect(portsOf(services[name])).toEqual([]);
 	});
 
 	test("the spec's mcp-server node: every service, port 8080, MongoDB, Redis, Flask URL, logs volume", () => {

@@ -35,8 +35,12 @@ export interface MetricFamilySnapshot {
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** Moleculer's wall-clock info metrics change label values every second: a new series each time. */
-const SKIPPED_PREFIXES = ["os.datetime"];
+/**
+ * Left out: Moleculer's wall-clock info metrics (their label values change every second: a new
+ * series each time), and what tells a scraper about the host rather than the service (command
+ * line arguments, the OS user and home folder, network addresses and MACs).
+ */
+const SKIPPED_PREFIXES = ["os.datetime", "process.arguments", "os.user", "os.network"];
 
 /** `nodeID` → `node_id`, `errorName` → `error_name`, `HTTPServer` → `http_server`. */
 export function snakeCase(name: string): string {

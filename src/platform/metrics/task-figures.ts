@@ -12,7 +12,7 @@
  * on: the `type` label is one of the six stage types or `other`.
  */
 import { isTerminal } from "../../domain/tasks/state-machine";
-import { STAGE_TYPES } from "../../stage-contract";
+import { STAGE_ERROR_CODES, STAGE_TYPES } from "../../stage-contract";
 import { TASK_STATUSES, type Task, type TaskStatus } from "../../types";
 import { MCP_METRIC } from "./definitions";
 import { secondsBetween, type MetricUpdate } from "./updates";
@@ -56,6 +56,14 @@ export const OTHER_TASK_TYPE = "other";
 /** The value of the task-type label: a stage type as it is, anything else `other`. */
 export function taskTypeLabel(type: string): string {
 	return STAGE_TYPE_NAMES.has(type) ? type : OTHER_TASK_TYPE;
+}
+
+/** Codes an error event may carry: ours, and the ones the stage contract lets workers name. */
+const ERROR_CODES: ReadonlySet<string> = new Set(["EXECUTION_ERROR", "TIMEOUT", "DELIVERY_FAILED", "AGENT_LOST", ...STAGE_ERROR_CODES]);
+
+/** The value of the error-code label: a known code as it is, anything else `other` (an agent may name any). */
+export function errorCodeLabel(code: unknown): string {
+	return typeof code === "string" && ERROR_CODES.has(code) ? code : OTHER_TASK_TYPE;
 }
 
 export class TaskFigures {
