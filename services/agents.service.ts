@@ -4,16 +4,15 @@
  * compare-and-set), so concurrent heartbeats, sweeps and health polls on several nodes never lose
  * an update; news (status or load changed) is announced as `agent.updated`.
  */
-import { createHash } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { agentIdFor, agentToWire, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { ApiError, invalid } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { expiryOf, mintToken } from "../src/platform/tokens";
+import { expiryOf, mintAgentToken } from "../src/platform/tokens";
 import { deliveryKey, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
@@ -45,16 +44,7 @@ interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	pollHealth(): Promise<void>;
 }
 
-/** Same name → same id, on every node, without a lookup: registration stays idempotent under races. */
-export function agentIdFor(name: string): string {
-	return `agent-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
-}
-
-/** The public shape: the version and the drain flag stay inside. */
-export function agentToWire(agent: StoredAgent): Agent {
-	const { version: _version, drained: _drained, ...wire } = agent;
-	return wire;
-}
+export { agentIdFor };
 
 /** A token still this young is handed back as it is: renewing on every heartbeat would only cost signatures. */
 const RENEW_AFTER_FRACTION = 0.1;
@@ -265,13 +255,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		},
 
 		agentToken(this: AgentsThis, agent: StoredAgent) {
-			return mintToken(this.config.secrets.jwtSecret, {
-				sub: `agent:${agent.id}`,
-				roles: ["agent"],
-				agent_id: agent.id,
-				rat: agent.registered_at,
-				expiresInSec: this.config.agentTokenTtlSec
-			}, this.config.jwt);
+			return mintAgentToken(this.config.secrets.jwtSecret, agent, this.config.agentTokenTtlSec, this.config.jwt);
 		},
 
 		async pollHealth(this: AgentsThis) {

@@ -1,8 +1,8 @@
 /**
- * The REST gateway (moleculer-web). Every HTTP concern lives here: authentication, access checks,
- * rate limiting, status codes, the error body, audit of mutating calls. Services never see req/res.
+ * The REST gateway (moleculer-web). Every HTTP concern lives here: authentication, rate limiting,
+ * status codes, the error body, audit of mutating calls. Services never see req/res; who may call
+ * an action is the action's own `access`, checked where it runs (src/platform/trust.ts).
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, Service } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../src/platform/app-config";
@@ -10,9 +10,10 @@ import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
 import { toErrorResponse } from "../src/gateway/error-response";
+import { auditEntry, clientIp, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
 import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { checkReadiness } from "../src/gateway/readiness";
-import { REST_ROUTES, type RestRoute } from "../src/gateway/routes";
+import { REST_ROUTES } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
 import { watchHttpRequest } from "../src/platform/metrics/http-requests";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/platform/metrics/prometheus";
@@ -20,32 +21,7 @@ import { MemoryRateLimiter, type RateLimiter } from "../src/gateway/rate-limit/r
 import { RedisRateLimiter } from "../src/gateway/rate-limit/redis-rate-limiter";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../src/platform/tokens";
-import { EVENTS, type AuditEntry, type Principal } from "../src/types";
-
-type Req = IncomingMessage & {
-	$ctx?: Context<unknown, GatewayMeta>;
-	/** moleculer-web copies alias object fields onto the alias: ours carry their `RestRoute`. */
-	$alias?: { restRoute?: RestRoute };
-	$params?: Record<string, unknown>;
-	$route?: RestRoute;
-	/** Counted against the anonymous rate limit before routing. */
-	$counted?: boolean;
-	originalUrl?: string;
-};
-type Res = ServerResponse;
-
-export interface GatewayMeta {
-	user?: Principal | null;
-	/** The API key the caller presented (agent registration), passed on for the action to verify. */
-	apiKey?: string;
-	/** The bearer token the caller presented, passed on for the action to verify. */
-	token?: string;
-	idempotencyKey?: string;
-	clientIp?: string;
-	$statusCode?: number;
-	$location?: string;
-	$responseType?: string;
-}
+import { EVENTS, type Principal } from "../src/types";
 
 interface ApiThis extends Service<Record<string, any>> {
 	config: AppConfig;
@@ -54,27 +30,6 @@ interface ApiThis extends Service<Record<string, any>> {
 	audit(req: Req, status: number, result: unknown): void;
 	rateLimit(key: string, res: Res): Promise<void>;
 	sendErrorResponse(req: Req, res: Res, err: Error): void;
-}
-
-const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-
-function clientIp(req: Req): string {
-	return req.socket.remoteAddress ?? "unknown";
-}
-
-/** The request's path without its query string: what audit records and log lines keep (a query may hold a secret). */
-function pathOf(req: Req): string {
-	return (req.originalUrl ?? req.url ?? "").split("?")[0];
-}
-
-/** Target of an audited call: the path id, else the id of what it created. */
-function auditTarget(req: Req, result: unknown): string | null {
-	const params = req.$params ?? {};
-	if (typeof params.run_id === "string") return params.run_id;
-	if (typeof params.id === "string") return params.id;
-	const r = result as Record<string, unknown> | undefined;
-	for (const key of ["id", "task_id", "run_id", "pipeline_id"]) if (r && typeof r[key] === "string") return r[key] as string;
-	return null;
 }
 
 const ApiService: TypedServiceSchema<ApiThis> = {
@@ -180,25 +135,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 		/** Mutating calls of our routes, and anything an authenticated caller tried; never an anonymous probe of unknown paths. */
 		audit(this: ApiThis, req: Req, status: number, result: unknown) {
-			const rule = req.$route;
-			if (!MUTATING.has(req.method ?? "") || rule?.audit === false) return;
-			const ctx = req.$ctx;
-			const user = ctx?.meta.user;
-			if (!rule && !user) return;
-			const entry: Omit<AuditEntry, "id"> = {
-				timestamp: new Date().toISOString(),
-				actor: user?.sub ?? (ctx?.meta.apiKey ? "api-key" : "anonymous"),
-				roles: user?.roles ?? [],
-				action: rule?.action ?? `${req.method} ${pathOf(req)}`,
-				method: req.method ?? "",
-				path: pathOf(req),
-				target: auditTarget(req, result),
-				result: status < 400 ? "success" : "failure",
-				status,
-				request_id: ctx?.requestID ?? null,
-				ip: clientIp(req)
-			};
-			this.broker.emit(EVENTS.audit, entry);
+			const entry = auditEntry(req, status, result);
+			if (entry) this.broker.emit(EVENTS.audit, entry);
 		},
 
 		sendErrorResponse(this: ApiThis, req: Req, res: Res, err: Error) {

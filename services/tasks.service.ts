@@ -9,6 +9,7 @@
  */
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
+import { taskErrorEvent } from "../src/domain/tasks/events";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
@@ -18,19 +19,17 @@ import { isSystem, principalOf } from "../src/platform/trust";
 import { isAgentOnly } from "../src/domain/access";
 import { localGatewayServer } from "../src/gateway/local-gateway";
 import { allAgents } from "../src/runtime/agent-directory";
-import type { DeliveryOutcome } from "../src/runtime/delivery";
+import { eventAfterDelivery, type DeliveryOutcome } from "../src/runtime/delivery";
 import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
 import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
-import { EVENTS, PRIORITIES, TASK_STATUSES, type Agent, type AgentUpdatedEvent, type Principal, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
+import { EVENTS, PRIORITIES, TASK_STATUSES, type AgentUpdatedEvent, type Principal, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
 
 type Meta = { user?: Principal | null; idempotencyKey?: string; forwarded?: boolean; taskId?: string };
 type Applied = Outcome<StoredTask, TaskEffect>;
 
-/** Wait before offering a task again after its agent could not be reached (its node may still be announcing itself). */
-const UNREACHABLE_RETRY_MS = 250;
 const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
 
 interface TasksThis extends Service, StorageThis<StoredTask> {
@@ -43,7 +42,6 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 	execute(applied: Applied): void;
 	deliver(task: StoredTask, agentId: string): Promise<void>;
 	resume(task: StoredTask): Promise<void>;
-	isCurrentAgent(by: Principal): Promise<boolean>;
 	requeueFromAgent(agentId: string, reason: string): Promise<void>;
 }
 
@@ -188,7 +186,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		/** A call about one task: decided on the node that owns it. An agent's token must be of its current registration. */
 		async onCall(this: TasksThis, ctx: Context<{ id: string }, Meta>, event: TaskEvent) {
 			const by = principalOf(ctx);
-			if (by && isAgentOnly(by) && !(await this.isCurrentAgent(by)))
+			if (by && isAgentOnly(by) && !(await this.runtime.isCurrentAgent(by)))
 				throw unauthorized("This agent token belongs to a removed or earlier registration");
 			const routed = await this.runtime.ownership.route<Task>(ctx, this.runtime.live.has(ctx.params.id));
 			if (routed.forwarded) return routed.result;
@@ -203,14 +201,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 						this.broker.broadcast(EVENTS.taskUpdated, { task: toWire(task) });
 						break;
 					case "announce-failure":
-						this.broker.broadcast(EVENTS.error, {
-							task_id: id,
-							pipeline_id: task.pipeline_id ?? undefined,
-							run_id: task.run_id ?? undefined,
-							agent_id: task.assigned_agent ?? undefined,
-							error: task.status === "failed" ? "Task execution failed" : "Task attempt failed",
-							details: { code: effect.failure.reason ?? effect.failure.code, message: effect.failure.message }
-						});
+						this.broker.broadcast(EVENTS.error, taskErrorEvent(task, effect.failure));
 						break;
 					case "deliver":
 						void this.deliver(task, effect.agentId);
@@ -240,30 +231,11 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 		/** Hands the claimed attempt to the agent's transport and turns what it says into the task's next event. */
 		async deliver(this: TasksThis, task: StoredTask, agentId: string) {
 			const agent = this.runtime.dispatcher.agents.get(agentId);
-			const attempt = task.attempt;
 			const outcome: DeliveryOutcome = agent
 				? await this.runtime.deliveries.for(agent).deliver(task, agent)
 				: { kind: "unreachable", reason: "it is no longer registered", delivered: false };
-			switch (outcome.kind) {
-				case "accepted":
-					return;
-				case "result":
-					return this.applyQuietly(task.task_id, { type: "complete", result: outcome.result, attempt });
-				case "failed":
-					return this.applyQuietly(task.task_id, { type: "fail", failure: outcome.failure, attempt });
-				case "unreachable":
-					return this.applyQuietly(task.task_id, {
-						type: "requeue", agentId, reason: `was unreachable (${outcome.reason})`, delayMs: UNREACHABLE_RETRY_MS, undoAttempt: !outcome.delivered
-					});
-			}
-		},
-
-		/** Is this agent token of the agent's registration now? This node's view first, the registry when it has not heard yet. */
-		async isCurrentAgent(this: TasksThis, by: Principal) {
-			const id = by.agent_id ?? "";
-			if (this.runtime.dispatcher.agents.get(id)?.registered_at === by.rat) return true;
-			const agent = await this.broker.call<Agent, { id: string }>("agents.get", { id }).catch(() => null);
-			return agent?.registered_at === by.rat;
+			const next = eventAfterDelivery(outcome, agentId, task.attempt);
+			if (next) await this.applyQuietly(task.task_id, next);
 		},
 
 		/** Takes up an owned open task whose in-memory state was lost (restart, adoption). */

@@ -79,6 +79,11 @@ function refusal(err: unknown): TokenError {
 	return new TokenError("Invalid token");
 }
 
+/** An agent's own token: it names the registration (`rat`), so a new registration or a removal revokes it. */
+export function mintAgentToken(secret: string, agent: { id: string; registered_at: string }, ttlSec: number, settings?: JwtSettings): string {
+	return mintToken(secret, { sub: `agent:${agent.id}`, roles: ["agent"], agent_id: agent.id, rat: agent.registered_at, expiresInSec: ttlSec }, settings);
+}
+
 /** Verifies signature, algorithm, expiry, `type`, and `iss`/`aud` when configured; throws `TokenError`. */
 export function verifyTokenClaims(secret: string, token: string, settings: JwtSettings = DEFAULT_JWT_SETTINGS): VerifiedToken {
 	let claims: jwt.JwtPayload | string;

@@ -9,7 +9,7 @@ import { isTerminal } from "../domain/tasks/state-machine";
 import { localGatewayPort } from "../gateway/local-gateway";
 import type { AppConfig } from "../platform/config";
 import type { EntityStore } from "../storage/entity-store";
-import type { Agent, Task } from "../types";
+import type { Agent, Principal, Task } from "../types";
 import { Deliveries } from "./delivery";
 import { Dispatcher } from "./dispatcher";
 import { EntityActor } from "./entity-actor";
@@ -46,8 +46,11 @@ export class TaskRuntime {
 	readonly attemptTimers = new KeyedTimers();
 	readonly retryTimers = new KeyedTimers();
 
+	private readonly broker: ServiceBroker;
+
 	constructor(host: TaskRuntimeHost) {
 		const { broker, config, logger } = host;
+		this.broker = broker;
 		const live = this.live;
 		this.actor = new EntityActor<StoredTask>({
 			kind: "Task",
@@ -86,6 +89,14 @@ export class TaskRuntime {
 				void broker.call("agents.setLoad", { id: agentId, node_id: broker.nodeID, running_tasks: running }).catch(() => undefined),
 			onError: err => logger.error({ err }, "dispatch failed")
 		});
+	}
+
+	/** Is this agent token of the agent's registration now? This node's view first, the registry when it has not heard yet. */
+	async isCurrentAgent(by: Principal): Promise<boolean> {
+		const id = by.agent_id ?? "";
+		if (this.dispatcher.agents.get(id)?.registered_at === by.rat) return true;
+		const agent = await this.broker.call<Agent, { id: string }>("agents.get", { id }).catch(() => null);
+		return agent?.registered_at === by.rat;
 	}
 
 	start(): void {

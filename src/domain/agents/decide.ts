@@ -8,6 +8,7 @@
  * registered and alive can be taken over only by its own token or an operator; a removed or
  * re-claimed agent gets a new `registered_at`, and every token of the old one stops working.
  */
+import { createHash } from "node:crypto";
 import { actsOnOwnAgent, isAgentOnly } from "../access";
 import { change, noChange, reject, type Decision, type Rejection } from "../decision";
 import type { Agent, AgentHeartbeat, AgentRegistration, AgentStatus, Principal } from "../../types";
@@ -38,6 +39,17 @@ export type AgentDecision = Decision<StoredAgent, AgentEffect>;
 
 export interface AgentContext {
 	now: Date;
+}
+
+/** Same name → same id, on every node, without a lookup: registration stays idempotent under races. */
+export function agentIdFor(name: string): string {
+	return `agent-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
+}
+
+/** The public shape: the version and the drain flag stay inside. */
+export function agentToWire(agent: StoredAgent): Agent {
+	const { version: _version, drained: _drained, ...wire } = agent;
+	return wire;
 }
 
 /** Is `by` an agent token of exactly this registration of the agent? */

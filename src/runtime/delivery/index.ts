@@ -2,10 +2,11 @@
  * Delivery transports by name, in the manner of Moleculer's own registries (strategies, cachers,
  * transporters): a new transport is one file exporting a factory, and one line here.
  */
+import type { TaskEvent } from "../../domain/tasks/decide";
 import type { Agent } from "../../types";
 import { httpTransport } from "./http";
 import { moleculerTransport } from "./moleculer";
-import type { DeliveryTransport, TransportContext, TransportFactory } from "./transport";
+import type { DeliveryOutcome, DeliveryTransport, TransportContext, TransportFactory } from "./transport";
 
 export const TRANSPORTS: Readonly<Record<string, TransportFactory>> = {
 	moleculer: moleculerTransport,
@@ -34,6 +35,23 @@ export class Deliveries {
 		let transport = this.transports.get(name);
 		if (!transport) this.transports.set(name, (transport = resolveTransport(name)(this.context)));
 		return transport;
+	}
+}
+
+/** Wait before offering a task again after its agent could not be reached (its node may still be announcing itself). */
+const UNREACHABLE_RETRY_MS = 250;
+
+/** What a delivery's outcome means for attempt `attempt` of the task: its next event, or none (the agent will report). */
+export function eventAfterDelivery(outcome: DeliveryOutcome, agentId: string, attempt: number): TaskEvent | null {
+	switch (outcome.kind) {
+		case "accepted":
+			return null;
+		case "result":
+			return { type: "complete", result: outcome.result, attempt };
+		case "failed":
+			return { type: "fail", failure: outcome.failure, attempt };
+		case "unreachable":
+			return { type: "requeue", agentId, reason: `was unreachable (${outcome.reason})`, delayMs: UNREACHABLE_RETRY_MS, undoAttempt: !outcome.delivered };
 	}
 }
 
