@@ -1,5 +1,5 @@
 /**
- * `npm run token -- --roles operator --sub alice [--expires-in 3600] [--agent-id ID]`
+ * `npm run token -- --roles operator --sub alice [--expires-in 3600] [--agent-id ID --registered-at ISO]`
  *
  * Prints a JWT signed with JWT_SECRET, read from the environment like the server does: without
  * JWT_SECRET in development it uses (or creates) DATA_DIR/.secrets.json, the same file the server
@@ -13,12 +13,13 @@ import { TOKEN_ROLES, tokenOptions, UsageError } from "../src/platform/repl-comm
 import { resolveSecrets } from "../src/platform/secrets";
 import { mintToken } from "../src/platform/tokens";
 
-const USAGE = `usage: npm run token -- --roles ROLE[,ROLE] --sub NAME [--expires-in SECONDS] [--agent-id ID]
-  roles: ${TOKEN_ROLES.join(", ")} (agent needs --agent-id; its subject defaults to agent:<id>)
+const USAGE = `usage: npm run token -- --roles ROLE[,ROLE] --sub NAME [--expires-in SECONDS] [--agent-id ID --registered-at ISO]
+  roles: ${TOKEN_ROLES.join(", ")} (agent needs --agent-id; its subject defaults to agent:<id>; the API honours an
+  agent token only with the --registered-at of the agent's current registration, its registered_at)
   expires-in: default 3600`;
 
 function main(argv: string[]): number {
-	let values: { roles?: string[]; sub?: string; "expires-in"?: string; "agent-id"?: string; help?: boolean };
+	let values: { roles?: string[]; sub?: string; "expires-in"?: string; "agent-id"?: string; "registered-at"?: string; help?: boolean };
 	try {
 		({ values } = parseArgs({
 			args: argv,
@@ -27,6 +28,7 @@ function main(argv: string[]): number {
 				sub: { type: "string", short: "s" },
 				"expires-in": { type: "string", short: "e" },
 				"agent-id": { type: "string", short: "a" },
+				"registered-at": { type: "string" },
 				help: { type: "boolean", short: "h" }
 			},
 			strict: true,
@@ -41,7 +43,7 @@ function main(argv: string[]): number {
 		return 0;
 	}
 	try {
-		const options = tokenOptions({ roles: values.roles, sub: values.sub, agentId: values["agent-id"], expiresIn: values["expires-in"] });
+		const options = tokenOptions({ roles: values.roles, sub: values.sub, agentId: values["agent-id"], registeredAt: values["registered-at"], expiresIn: values["expires-in"] });
 		const loaded = loadConfig(process.env);
 		const config = resolveSecrets(loaded);
 		if (!loaded.secrets.jwtSecret)

@@ -227,6 +227,8 @@ export interface TokenArgs {
 	roles?: string | string[];
 	sub?: string;
 	agentId?: string;
+	/** The agent's `registered_at`: an agent token is honoured only for the registration it names. */
+	registeredAt?: string;
 	/** Seconds, as typed. */
 	expiresIn?: string | number;
 }
@@ -243,6 +245,8 @@ export function tokenOptions(args: TokenArgs): MintOptions {
 		if (roles.length > 1) throw new UsageError("the agent role cannot be combined with other roles");
 		if (!agentId) throw new UsageError("an agent token needs an agent id (--agent-id)");
 	} else if (agentId) throw new UsageError("--agent-id is only for the agent role");
+	const rat = args.registeredAt?.trim() || undefined;
+	if (rat && !agentId) throw new UsageError("--registered-at is only for the agent role");
 
 	const ttlText = String(args.expiresIn ?? DEFAULT_TOKEN_TTL_SEC).trim();
 	const expiresInSec = Number(ttlText);
@@ -251,7 +255,7 @@ export function tokenOptions(args: TokenArgs): MintOptions {
 
 	const sub = args.sub?.trim() || (agentId ? `agent:${agentId}` : undefined);
 	if (!sub) throw new UsageError("a subject is required (--sub NAME)");
-	return { sub, roles: roles as Role[], expiresInSec, ...(agentId ? { agent_id: agentId } : {}) };
+	return { sub, roles: roles as Role[], expiresInSec, ...(agentId ? { agent_id: agentId } : {}), ...(rat ? { rat } : {}) };
 }
 
 export function tokenCommand(secret: string, args: TokenArgs, settings?: JwtSettings): string {
@@ -334,17 +338,18 @@ export function replCommands(): ReplCommand[] {
 					{ option: "-a, --agent-id <id>", description: "Agent id (required for the agent role)" }
 				]
 			},
-			(broker, args) =>
-				tokenCommand(
+			async (broker, args) => {
+				const agentId = str(args.options?.agentId);
+				// An agent token names the registration it is for: the REPL looks it up.
+				const registeredAt = agentId
+					? await broker.call<{ registered_at?: string }, { id: string }>("agents.get", { id: agentId }).then(a => a.registered_at, () => undefined)
+					: undefined;
+				return tokenCommand(
 					appConfig(broker).secrets.jwtSecret,
-					{
-						roles: str(args.roles),
-						sub: str(args.sub) ?? (str(args.options?.agentId) ? undefined : "repl"),
-						agentId: str(args.options?.agentId),
-						expiresIn: str(args.options?.expiresIn)
-					},
+					{ roles: str(args.roles), sub: str(args.sub) ?? (agentId ? undefined : "repl"), agentId, registeredAt, expiresIn: str(args.options?.expiresIn) },
 					appConfig(broker).jwt
-				),
+				);
+			},
 			"token"
 		)
 	];
