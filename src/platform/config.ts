@@ -45,6 +45,36 @@ export interface JwtSettings {
 	audience?: string;
 }
 
+/** Certificates and keys, as file paths (re-read on SIGHUP where the README says so). */
+export interface TlsSettings {
+	/** The gateway serves HTTPS (and wss for socket.io and /ws) with these. */
+	certFile?: string;
+	keyFile?: string;
+	/** Client certificates signed by this CA are required at the gateway. */
+	clientCaFile?: string;
+	/** TLS to NATS: the CA to trust, and a client certificate for mutual TLS. */
+	transporterCaFile?: string;
+	transporterCertFile?: string;
+	transporterKeyFile?: string;
+	/** An extra CA for HTTPS agents and webhooks. */
+	outboundCaFile?: string;
+}
+
+/** Access tokens from an OpenID Connect issuer, accepted beside HS256 tokens. */
+export interface OidcSettings {
+	issuer: string;
+	audience: string;
+	rolesClaim: string;
+}
+
+/** Per token subject; 0 = off. */
+export interface QuotaSettings {
+	/** Task submissions plus pipeline executions per hour. */
+	tasksPerHour: number;
+	/** Pending, retrying and running tasks at once. */
+	maxOpenTasks: number;
+}
+
 /** Every URL the server calls is checked against these (see src/runtime/egress.ts). */
 export interface EgressSettings {
 	/** CIDRs or host names refused: the production defaults plus EGRESS_DENY. */
@@ -112,6 +142,10 @@ export interface NodeSettings {
 	wsMaxUnauthenticatedPerIp: number;
 	/** Transporter credentials besides a URL's user:password (NATS token or nkey/creds file). */
 	transporterAuth: { token?: string; credsFile?: string };
+	tls: TlsSettings;
+	/** Unset: only HS256 tokens. */
+	oidc?: OidcSettings;
+	quotas: QuotaSettings;
 
 	broker: {
 		namespace: string;
@@ -251,6 +285,35 @@ function jwtSettings(env: Env): JwtSettings {
 	return { rolesClaim, issuer: text(env, "JWT_ISSUER"), audience: text(env, "JWT_AUDIENCE") };
 }
 
+function tlsSettings(env: Env): TlsSettings {
+	const tls: TlsSettings = {
+		certFile: text(env, "TLS_CERT_FILE"),
+		keyFile: text(env, "TLS_KEY_FILE"),
+		clientCaFile: text(env, "TLS_CLIENT_CA_FILE"),
+		transporterCaFile: text(env, "TRANSPORTER_TLS_CA_FILE"),
+		transporterCertFile: text(env, "TRANSPORTER_TLS_CERT_FILE"),
+		transporterKeyFile: text(env, "TRANSPORTER_TLS_KEY_FILE"),
+		outboundCaFile: text(env, "OUTBOUND_CA_FILE")
+	};
+	if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new ConfigError(tls.certFile ? "TLS_KEY_FILE" : "TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together");
+	if (tls.clientCaFile && !tls.certFile) throw new ConfigError("TLS_CLIENT_CA_FILE", "needs TLS_CERT_FILE and TLS_KEY_FILE (client certificates are a TLS matter)");
+	if (Boolean(tls.transporterCertFile) !== Boolean(tls.transporterKeyFile))
+		throw new ConfigError(tls.transporterCertFile ? "TRANSPORTER_TLS_KEY_FILE" : "TRANSPORTER_TLS_CERT_FILE", "TRANSPORTER_TLS_CERT_FILE and TRANSPORTER_TLS_KEY_FILE go together");
+	return tls;
+}
+
+function oidcSettings(env: Env): OidcSettings | undefined {
+	const issuer = text(env, "OIDC_ISSUER");
+	const audience = text(env, "OIDC_AUDIENCE");
+	if (!issuer) {
+		if (audience) throw new ConfigError("OIDC_AUDIENCE", "goes with OIDC_ISSUER");
+		return undefined;
+	}
+	if (!URL.canParse(issuer) || !/^https?:$/.test(new URL(issuer).protocol)) throw new ConfigError("OIDC_ISSUER", "expected the issuer's https:// URL");
+	if (!audience) throw new ConfigError("OIDC_AUDIENCE", "is required with OIDC_ISSUER (tokens for other audiences are refused)");
+	return { issuer: issuer.replace(/\/+$/, ""), audience, rolesClaim: text(env, "OIDC_ROLES_CLAIM") ?? "roles" };
+}
+
 const STRATEGIES: BalancingStrategy[] = ["RoundRobin", "Random", "CpuUsage", "Latency", "Shard"];
 
 /**
@@ -323,6 +386,9 @@ export function loadConfig(env: Env = process.env, role: NodeRole = "server"): E
 		egress: { deny: [...(production ? PRODUCTION_EGRESS_DENY : []), ...(list(env, "EGRESS_DENY") ?? [])], allow: list(env, "EGRESS_ALLOW") ?? [] },
 		wsMaxUnauthenticatedPerIp: integer(env, "WS_MAX_UNAUTHENTICATED_PER_IP", 20, 1),
 		transporterAuth: { token: text(env, "TRANSPORTER_TOKEN"), credsFile: text(env, "TRANSPORTER_CREDS_FILE") },
+		tls: tlsSettings(env),
+		oidc: oidcSettings(env),
+		quotas: { tasksPerHour: integer(env, "TASK_QUOTA_PER_HOUR", 0, 0), maxOpenTasks: integer(env, "MAX_OPEN_TASKS_PER_SUBJECT", 0, 0) },
 		broker: {
 			namespace: text(env, "NAMESPACE") ?? "mcp",
 			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
@@ -360,5 +426,7 @@ export const CONFIG_VARIABLES = [
 	"BALANCING_STRATEGY", "NAMESPACE", "NODE_HEARTBEAT_INTERVAL_SEC", "NODE_HEARTBEAT_TIMEOUT_SEC", "SERVICES", "SERVICEDIR",
 	"AGENT_NAME", "AGENT_CAPABILITIES", "AGENT_CONCURRENCY", "AGENT_DATA_ROOT", "AGENT_TOKEN_TTL_SEC", "AGENT_RETENTION_HOURS",
 	"EGRESS_DENY", "EGRESS_ALLOW", "WEBHOOK_SECRET", "METRICS_TOKEN", "JWT_ROLES_CLAIM", "JWT_ISSUER", "JWT_AUDIENCE",
-	"TRANSPORTER_TOKEN", "TRANSPORTER_CREDS_FILE", "WS_MAX_UNAUTHENTICATED_PER_IP"
+	"TRANSPORTER_TOKEN", "TRANSPORTER_CREDS_FILE", "WS_MAX_UNAUTHENTICATED_PER_IP",
+	"TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE", "TRANSPORTER_TLS_CA_FILE", "TRANSPORTER_TLS_CERT_FILE", "TRANSPORTER_TLS_KEY_FILE",
+	"OUTBOUND_CA_FILE", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_ROLES_CLAIM", "TASK_QUOTA_PER_HOUR", "MAX_OPEN_TASKS_PER_SUBJECT"
 ] as const;
