@@ -37,8 +37,10 @@ const schema: TypedServiceSchema<DefinitionsThis> = {
 				if (!checked.ok) throw invalid(checked.errors);
 				const key = ctx.meta.idempotencyKey;
 				const now = new Date().toISOString();
+				const by = principalOf(ctx);
 				const pipeline: Pipeline = {
-					pipeline_id: key ? idempotentId("pipeline", [principalOf(ctx)?.sub ?? "anonymous"], key) : newId("pipeline"),
+					pipeline_id: key ? idempotentId("pipeline", [by?.sub ?? "anonymous"], key) : newId("pipeline"),
+					created_by: by?.sub ?? null,
 					...checked.value,
 					created_at: now,
 					updated_at: now

@@ -13,10 +13,11 @@ import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { pipelineDefinitionsMixin, type DefinitionsThis } from "../mixins/pipeline-definitions.mixin";
 import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
 import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
+import { mayExecute, mayManage } from "../src/domain/access";
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { invalid, notFound } from "../src/platform/errors";
+import { conflict, forbidden, invalid, notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { principalOf } from "../src/platform/trust";
 import { egressPolicy } from "../src/runtime/egress";
@@ -87,9 +88,13 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				const refused = await egressPolicy(this.config).refusedFields({ "notification.webhook": webhook });
 				if (refused.length) throw invalid(refused);
 				const pipeline = await this.pipelineOf(ctx.params.id);
+				// Another node may have removed it since this one cached it.
+				if (this.config.transporter && !(await (await this.definitions()).get(pipeline.pipeline_id))) throw notFound("Pipeline", pipeline.pipeline_id);
+				const by = principalOf(ctx);
+				if (by && !mayExecute(by, pipeline)) throw forbidden("This pipeline's permissions do not let you execute it");
 				const key = ctx.meta.idempotencyKey;
-				const runId = key ? idempotentId("run", [principalOf(ctx)?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
-				const run = newRun(runId, pipeline, ctx.params, new Date().toISOString());
+				const runId = key ? idempotentId("run", [by?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
+				const run = newRun(runId, pipeline, ctx.params, new Date().toISOString(), by?.sub ?? null);
 				try {
 					// Persisted before any stage starts: a crash from here on is picked up by `resume`.
 					await this.store.insert(run);
@@ -100,6 +105,24 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				}
 				const started = await this.applyRun(runId, pipeline, { type: "start" });
 				return { run_id: started.run_id, pipeline_id: started.pipeline_id, status: started.status };
+			}
+		},
+
+		/** Its creator, an admin or its managers; refused while a run of it is still going. Its finished runs go with it. */
+		remove: {
+			access: { level: "operate" },
+			params: { id: "string" },
+			async handler(this: PipelinesThis, ctx: Context<{ id: string }>) {
+				const pipeline = await this.pipelineOf(ctx.params.id);
+				const by = principalOf(ctx);
+				if (by && !mayManage(by, pipeline.created_by ?? null, pipeline.permissions?.manage))
+					throw forbidden("Only the pipeline's creator, an admin or its managers may remove it");
+				if (await this.store.count({ pipeline_id: pipeline.pipeline_id, status: "running" }))
+					throw conflict("The pipeline has a run still going: cancel it first", { pipeline_id: pipeline.pipeline_id });
+				await (await this.definitions()).remove(pipeline.pipeline_id);
+				this.pipelineCache.delete(pipeline.pipeline_id);
+				const runs = await this.store.removeMany({ pipeline_id: pipeline.pipeline_id });
+				return { pipeline_id: pipeline.pipeline_id, removed: true, runs_removed: runs };
 			}
 		},
 
@@ -115,7 +138,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			access: { level: "operate" },
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>): Promise<RunView> {
-				return runView(await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "cancel" }));
+				return runView(await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "cancel", by: principalOf(ctx) ?? undefined }));
 			}
 		},
 
@@ -123,7 +146,7 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			access: { level: "operate" },
 			params: { id: "string", run_id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<RunRef>) {
-				const run = await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "retry" });
+				const run = await this.applyRun(ctx.params.run_id, await this.pipelineOf(ctx.params.id), { type: "retry", by: principalOf(ctx) ?? undefined });
 				return { run_id: run.run_id, pipeline_id: run.pipeline_id, status: run.status };
 			}
 		}
@@ -190,7 +213,10 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 		async createStageTask(this: PipelinesThis, run: StoredRun, pipeline: Pipeline, { index, params, taskId }) {
 			let event: RunEvent;
 			try {
-				const task = await this.broker.call<Task, typeof params>("tasks.create", params, { meta: { taskId } });
+				const task = await this.broker.call<Task, typeof params>("tasks.create", params, {
+					// Stage tasks follow their pipeline: its run's executor owns them, its managers may manage them.
+					meta: { taskId, createdBy: run.created_by ?? null, managers: pipeline.permissions?.manage }
+				});
 				if (!TERMINAL_STATUSES.includes(task.status)) return;
 				event = { type: "task-ended", task };
 			} catch (err) {

@@ -25,9 +25,10 @@ import { idempotentId, newId } from "../src/runtime/ids";
 import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
-import { EVENTS, PRIORITIES, TASK_STATUSES, type AgentUpdatedEvent, type Principal, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
+import { EVENTS, PRIORITIES, TASK_STATUSES, type AgentUpdatedEvent, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
 
-type Meta = { user?: Principal | null; idempotencyKey?: string; forwarded?: boolean; taskId?: string };
+/** `taskId`, `createdBy` and `managers` come from the pipeline engine only (a trusted node's own call). */
+type Meta = { idempotencyKey?: string; forwarded?: boolean; taskId?: string; createdBy?: string | null; managers?: string[] };
 type Applied = Outcome<StoredTask, TaskEffect>;
 
 const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
@@ -67,9 +68,17 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			async handler(this: TasksThis, ctx: Context<TaskSubmission & { run_id?: string }, Meta>): Promise<Task> {
 				const key = ctx.meta.idempotencyKey;
 				const principal = principalOf(ctx);
-				// Only the engine names its stage tasks; anyone else gets an id from a key of their own, or a new one.
-				const taskId = (isSystem(principal) && ctx.meta.taskId) || (key ? idempotentId("task", [principal?.sub ?? "anonymous"], key) : newId("task"));
-				const { task, effects } = newTask({ ...ctx.params, task_id: taskId, timeout: ctx.params.timeout ?? this.config.taskTimeoutSec, idempotency_key: key ?? null }, new Date());
+				// Only the engine names its stage tasks and who they belong to (the run's executor, its pipeline's managers).
+				const engine = isSystem(principal) ? ctx.meta : {};
+				const taskId = engine.taskId || (key ? idempotentId("task", [principal?.sub ?? "anonymous"], key) : newId("task"));
+				const { task, effects } = newTask({
+					...ctx.params,
+					task_id: taskId,
+					created_by: engine.taskId ? (engine.createdBy ?? null) : (principal?.sub ?? null),
+					managers: engine.managers,
+					timeout: ctx.params.timeout ?? this.config.taskTimeoutSec,
+					idempotency_key: key ?? null
+				}, new Date());
 				const stored: StoredTask = { ...task, version: 1, owner_node: this.broker.nodeID };
 				try {
 					await this.store.insert(stored);
@@ -118,7 +127,7 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: TasksThis, ctx: Context<{ id: string }, Meta>) {
-				return this.onCall(ctx, { type: "cancel" });
+				return this.onCall(ctx, { type: "cancel", by: principalOf(ctx) ?? undefined });
 			}
 		},
 

@@ -175,6 +175,8 @@ export interface TaskSubmission {
 
 export interface Task {
 	task_id: string;
+	/** The token subject that submitted it (a stage task: the run's). */
+	created_by: string | null;
 	pipeline_id: string | null;
 	run_id: string | null;
 	stage: number | null;
@@ -228,15 +230,26 @@ export interface StageDependency {
 	to: number;
 }
 
+/** Who besides the creator and admins may act: subjects, or `role:<name>`. */
+export interface PipelinePermissions {
+	/** May execute the pipeline (without the list: every operator). */
+	execute?: string[];
+	/** May cancel and retry its runs and their stage tasks, and remove it (besides the creator and admins). */
+	manage?: string[];
+}
+
 export interface PipelineDefinition {
 	name: string;
 	description?: string;
 	stages: StageDefinition[];
 	dependencies?: StageDependency[];
+	permissions?: PipelinePermissions;
 }
 
 export interface Pipeline extends PipelineDefinition {
 	pipeline_id: string;
+	/** The token subject that created it. */
+	created_by: string | null;
 	dependencies: StageDependency[];
 	created_at: string;
 	updated_at: string;
@@ -264,6 +277,8 @@ export interface RunStage {
 
 export interface PipelineRun {
 	run_id: string;
+	/** The token subject that executed it. */
+	created_by: string | null;
 	pipeline_id: string;
 	status: RunStatus;
 	current_stage: number | null;

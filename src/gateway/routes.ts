@@ -39,6 +39,7 @@ export const REST_ROUTES: RestRoute[] = [
 	{ method: "POST", path: "/pipelines", action: "pipelines.create", status: 201, location: p => `/api/v1/pipelines/${p.pipeline_id}` },
 	{ method: "GET", path: "/pipelines", action: "pipelines.list" },
 	{ method: "GET", path: "/pipelines/:id", action: "pipelines.get" },
+	{ method: "DELETE", path: "/pipelines/:id", action: "pipelines.remove" },
 	{ method: "POST", path: "/pipelines/:id/execute", action: "pipelines.execute", status: 202, location: r => `/api/v1/pipelines/${r.pipeline_id}/runs/${r.run_id}` },
 	{ method: "GET", path: "/pipelines/:id/runs/:run_id", action: "pipelines.getRun" },
 	{ method: "POST", path: "/pipelines/:id/runs/:run_id/cancel", action: "pipelines.cancelRun" },

@@ -5,6 +5,7 @@
  * The tasks service decides and executes; this holds the machinery it does that with.
  */
 import type { Logger, ServiceBroker } from "moleculer";
+import type { TaskRecord } from "../domain/tasks/decide";
 import { isTerminal } from "../domain/tasks/state-machine";
 import { localGatewayPort } from "../gateway/local-gateway";
 import type { AppConfig } from "../platform/config";
@@ -17,12 +18,12 @@ import { KeyedTimers } from "./keyed-timers";
 import { Ownership } from "./ownership";
 
 /** The stored record: the wire task plus its compare-and-set version and the node that owns it. */
-export type StoredTask = Task & { version: number; owner_node: string };
+export type StoredTask = TaskRecord & { version: number; owner_node: string };
 
 /** The public shape: internals dropped. */
 export function taskToWire(task: StoredTask): Task {
-	const { version: _version, owner_node: _owner, ...wire } = task;
-	return wire;
+	const { version: _version, owner_node: _owner, managers: _managers, ...wire } = task;
+	return { ...wire, created_by: wire.created_by ?? null };
 }
 
 export interface TaskRuntimeHost {

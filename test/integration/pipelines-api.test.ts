@@ -156,7 +156,7 @@ describe("pipelines", () => {
 
 		const run = await untilRun(pipelineId, runId, "completed");
 		expect(Object.keys(run).sort()).toEqual(
-			["run_id", "pipeline_id", "status", "current_stage", "completed_stages", "progress", "stages", "input_data", "parameters", "created_at", "updated_at", "finished_at"].sort()
+			["run_id", "created_by", "pipeline_id", "status", "current_stage", "completed_stages", "progress", "stages", "input_data", "parameters", "created_at", "updated_at", "finished_at"].sort()
 		);
 		expect(run).toMatchObject({
 			run_id: runId, pipeline_id: pipelineId, status: "completed", current_stage: null, completed_stages: [0, 1, 2], progress: 1,

@@ -21,7 +21,7 @@ const EVENT_TYPES = ["task_update", "agent_update", "pipeline_progress", "error"
 function fakeTask(overrides: Partial<Task> = {}): Task {
 	const now = new Date().toISOString();
 	return {
-		task_id: `task-${randomUUID()}`, pipeline_id: null, run_id: null, stage: null, type: "processing", payload: {},
+		task_id: `task-${randomUUID()}`, created_by: null, pipeline_id: null, run_id: null, stage: null, type: "processing", payload: {},
 		priority: "medium", timeout: 60, retry_count: 0, required_capabilities: [], status: "running", progress: 0,
 		assigned_agent: null, attempt: 1, result: null, error: null, logs: [], idempotency_key: null, created_at: now,
 		started_at: now, updated_at: now, finished_at: null, next_attempt_at: null, ...overrides
@@ -31,7 +31,7 @@ function fakeTask(overrides: Partial<Task> = {}): Task {
 function fakeRun(overrides: Partial<PipelineRun> = {}): PipelineRun {
 	const now = new Date().toISOString();
 	return {
-		run_id: `run-${randomUUID()}`, pipeline_id: "pipeline-x", status: "running", current_stage: 1, completed_stages: [0],
+		run_id: `run-${randomUUID()}`, created_by: null, pipeline_id: "pipeline-x", status: "running", current_stage: 1, completed_stages: [0],
 		progress: 0.5, stages: [], input_data: {}, parameters: {}, notification: null, created_at: now, updated_at: now,
 		finished_at: null, ...overrides
 	};

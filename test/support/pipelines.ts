@@ -9,7 +9,7 @@ export const PIPELINE_CREATED_AT = "2024-01-01T00:00:00.000Z";
 export function pipeline(def: PipelineDefinition, pipelineId = "pipeline-1"): Pipeline {
 	const checked = validatePipeline(def);
 	if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
-	return { pipeline_id: pipelineId, ...checked.value, created_at: PIPELINE_CREATED_AT, updated_at: PIPELINE_CREATED_AT };
+	return { pipeline_id: pipelineId, created_by: null, ...checked.value, created_at: PIPELINE_CREATED_AT, updated_at: PIPELINE_CREATED_AT };
 }
 
 /** source → left, source → right (optional) → join; the join carries a timeout, no retries and a capability. */

@@ -40,6 +40,7 @@ function deepFreeze<T>(value: T): T {
 function task(over: Partial<Task> = {}): Task {
 	return deepFreeze({
 		task_id: "task-1",
+		created_by: null,
 		pipeline_id: null,
 		run_id: null,
 		stage: null,
@@ -508,6 +509,7 @@ describe("newTask", () => {
 		expect(newTask({ task_id: "task-9", type: "transformation", timeout: 30 }, NOW)).toStrictEqual({
 			task: {
 				task_id: "task-9",
+				created_by: null,
 				pipeline_id: null,
 				run_id: null,
 				stage: null,

@@ -5,7 +5,7 @@ import type { RunView } from "../../src/domain/pipelines/runs";
 const SECRET = "shared-secret";
 
 const run: RunView = {
-	run_id: "run-1", pipeline_id: "pipeline-1", status: "failed", current_stage: null, completed_stages: [0], progress: 1,
+	run_id: "run-1", created_by: "olive", pipeline_id: "pipeline-1", status: "failed", current_stage: null, completed_stages: [0], progress: 1,
 	stages: [
 		{ index: 0, name: "ingest", status: "completed", task_id: "t0", result: { rows: 1 }, error: null },
 		{ index: 1, name: "load", status: "failed", task_id: "t1", result: null, error: "disk full" }

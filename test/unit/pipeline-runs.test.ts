@@ -25,10 +25,10 @@ describe("views", () => {
 		const run = newRun("run-1", diamond, {}, NOW);
 		const view = runView({ ...run, stages: run.stages.map(({ error: _e, ...rest }) => rest) });
 		expect(Object.keys(view).sort()).toEqual(
-			["completed_stages", "created_at", "current_stage", "finished_at", "input_data", "parameters", "pipeline_id", "progress", "run_id", "stages", "status", "updated_at"]
+			["completed_stages", "created_at", "created_by", "current_stage", "finished_at", "input_data", "parameters", "pipeline_id", "progress", "run_id", "stages", "status", "updated_at"]
 		);
 		expect(view.stages[0]).toEqual({ index: 0, name: "source", status: "waiting", task_id: null, result: null, error: null });
-		expect(Object.keys(runSummary(run)).sort()).toEqual(["completed_stages", "created_at", "current_stage", "finished_at", "progress", "run_id", "status"]);
+		expect(Object.keys(runSummary(run)).sort()).toEqual(["completed_stages", "created_at", "created_by", "current_stage", "finished_at", "progress", "run_id", "status"]);
 	});
 });
 

@@ -17,7 +17,7 @@ function agent(over: Partial<Agent> = {}): Agent {
 
 function task(over: Partial<Task> = {}): Task {
 	return {
-		task_id: "task-1", pipeline_id: null, run_id: null, stage: null, type: "analysis", payload: {}, priority: "high", timeout: 60,
+		task_id: "task-1", created_by: null, pipeline_id: null, run_id: null, stage: null, type: "analysis", payload: {}, priority: "high", timeout: 60,
 		retry_count: 0, required_capabilities: [], status: "running", progress: 0.25, assigned_agent: "agent-1", attempt: 1, result: null,
 		error: null, logs: [], idempotency_key: null, created_at: "2026-01-01T00:00:00.000Z", started_at: null,
 		updated_at: "2026-01-01T00:00:05.123Z", finished_at: null, next_attempt_at: null, ...over

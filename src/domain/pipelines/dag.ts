@@ -13,7 +13,7 @@
  *   failed, was skipped or was cancelled, and completes otherwise.
  */
 import { STAGE_TYPES } from "../../types";
-import type { FieldError, PipelineDefinition, RunStage, RunStatus, StageDefinition, StageDependency, StageStatus, StageType } from "../../types";
+import type { FieldError, PipelineDefinition, PipelinePermissions, RunStage, RunStatus, StageDefinition, StageDependency, StageStatus, StageType } from "../../types";
 
 export const MAX_STAGES = 100;
 
@@ -190,6 +190,36 @@ export function findCycle(stageCount: number, dependencies: StageDependency[]): 
  * `required` (default true), unknown keys are dropped, and `dependencies` is explicit and
  * deduplicated (absent → sequential, [] → all stages independent).
  */
+export const MAX_GRANTS = 100;
+const GRANTED_ROLES = ["viewer", "operator", "admin"];
+
+/** `{ execute?, manage? }`: lists of subjects or `role:<viewer|operator|admin>`. */
+function validatePermissions(raw: unknown, errors: FieldError[]): PipelinePermissions | undefined {
+	if (!isObject(raw)) {
+		errors.push({ field: "permissions", message: "must be an object with execute and/or manage lists", type: "object" });
+		return undefined;
+	}
+	const permissions: PipelinePermissions = {};
+	for (const key of Object.keys(raw)) {
+		if (key !== "execute" && key !== "manage") {
+			errors.push({ field: `permissions.${key}`, message: "is not a permission (execute, manage)", type: "objectStrict" });
+			continue;
+		}
+		const list = raw[key];
+		if (!Array.isArray(list) || list.length > MAX_GRANTS) {
+			errors.push({ field: `permissions.${key}`, message: `must be a list of at most ${MAX_GRANTS} subjects or role:<name>`, type: "array" });
+			continue;
+		}
+		list.forEach((grant, i) => {
+			const role = typeof grant === "string" && grant.startsWith("role:") ? grant.slice(5) : null;
+			if (!isNonEmptyString(grant) || grant.length > 200 || (role !== null && !GRANTED_ROLES.includes(role)))
+				errors.push({ field: `permissions.${key}[${i}]`, message: `must be a subject or role:${GRANTED_ROLES.join("|")}`, type: "string" });
+		});
+		permissions[key] = [...new Set(list as string[])];
+	}
+	return permissions;
+}
+
 export function validatePipeline(def: unknown): PipelineValidation {
 	if (!isObject(def)) return { ok: false, errors: [{ field: "body", message: "must be an object", type: "object" }] };
 	const errors: FieldError[] = [];
@@ -231,9 +261,12 @@ export function validatePipeline(def: unknown): PipelineValidation {
 		if (cycle) errors.push({ field: "dependencies", message: `cycle: ${cycle.join(" → ")}`, type: "cycle" });
 	}
 
+	const permissions = isAbsent(def.permissions) ? undefined : validatePermissions(def.permissions, errors);
+
 	if (errors.length > 0 || stages === null) return { ok: false, errors };
 	const value: NormalizedPipeline = { name: def.name as string, stages, dependencies };
 	if (!isAbsent(def.description)) value.description = def.description as string;
+	if (permissions) value.permissions = permissions;
 	return { ok: true, value };
 }
 

@@ -7,8 +7,9 @@
  * the stage and the run's generation, so making it again (a crash, a lost compare-and-set) finds
  * the first one instead of making another.
  */
+import { mayManage } from "../access";
 import { change, noChange, reject, type Decision } from "../decision";
-import type { Pipeline, RunStage } from "../../types";
+import type { Pipeline, Principal, RunStage } from "../../types";
 import { advance, stagesForRetry } from "./dag";
 import {
 	acceptsTaskOutcome, cancelledStages, isRunFinished, settle, stageAfterTask, stageTaskParams,
@@ -24,9 +25,10 @@ export type RunEvent =
 	| { type: "reconcile"; tasks: Record<number, StageTaskOutcome | null> }
 	/** A stage's task could not be made: the stage fails with the reason, and a retry starts it again. */
 	| { type: "stage-start-failed"; index: number; taskId: string; reason: string }
-	| { type: "cancel" }
-	/** A failed or cancelled run runs its failed stages again, keeping the completed ones. */
-	| { type: "retry" }
+	/** `by` must be the run's executor, an admin, or one of the pipeline's managers. */
+	| { type: "cancel"; by?: Principal }
+	/** A failed or cancelled run runs its failed stages again, keeping the completed ones. Who may: as for cancel. */
+	| { type: "retry"; by?: Principal }
 	/** The notifications of the run's end (at `finishedAt`) were sent, or tried to the end. */
 	| { type: "notified"; finishedAt: string | null };
 
@@ -72,6 +74,8 @@ function changed({ run, effects }: { run: StoredRun; effects: RunEffect[] }): Ru
 
 export function decideRun(run: StoredRun, event: RunEvent, ctx: RunContext): RunDecision {
 	if (run.pipeline_id !== ctx.pipeline.pipeline_id) return reject("NOT_FOUND", `Run '${run.run_id}' not found`, { id: run.run_id });
+	if ((event.type === "cancel" || event.type === "retry") && event.by && !mayManage(event.by, run.created_by ?? null, ctx.pipeline.permissions?.manage))
+		return reject("FORBIDDEN", `Only the run's executor, an admin or the pipeline's managers may ${event.type} it`);
 	switch (event.type) {
 		case "start":
 			return run.status === "running" && run.stages.every(stage => stage.status === "waiting") ? changed(advanced(run, run.stages, ctx)) : noChange();

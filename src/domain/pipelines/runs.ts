@@ -32,6 +32,7 @@ export type RunView = Omit<PipelineRun, "notification">;
 /** One entry of `GET /pipelines/{id}`'s `runs`. */
 export interface RunSummary {
 	run_id: string;
+	created_by: string | null;
 	status: RunStatus;
 	current_stage: number | null;
 	completed_stages: number[];
@@ -55,12 +56,13 @@ export function derivedFields(stages: RunStage[]): Pick<PipelineRun, "current_st
 }
 
 /** A fresh run, before any stage started: persisted as is, then advanced by the run's actor. */
-export function newRun(runId: string, pipeline: Pipeline, execution: PipelineExecution, now: string): StoredRun {
+export function newRun(runId: string, pipeline: Pipeline, execution: PipelineExecution, now: string, createdBy: string | null = null): StoredRun {
 	const stages = pipeline.stages.map((stage, index): RunStage => ({ index, name: stage.name, status: "waiting", task_id: null, result: null, error: null }));
 	const { webhook, email } = execution.notification ?? {};
 	const notification = webhook || email ? { ...(webhook ? { webhook } : {}), ...(email ? { email } : {}) } : null;
 	return {
 		run_id: runId,
+		created_by: createdBy,
 		pipeline_id: pipeline.pipeline_id,
 		status: "running",
 		...derivedFields(stages),
@@ -80,6 +82,7 @@ export function newRun(runId: string, pipeline: Pipeline, execution: PipelineExe
 export function runView(run: PipelineRun): RunView {
 	return {
 		run_id: run.run_id,
+		created_by: run.created_by ?? null,
 		pipeline_id: run.pipeline_id,
 		status: run.status,
 		current_stage: run.current_stage,
@@ -104,6 +107,7 @@ export function runView(run: PipelineRun): RunView {
 export function runSummary(run: PipelineRun): RunSummary {
 	return {
 		run_id: run.run_id,
+		created_by: run.created_by ?? null,
 		status: run.status,
 		current_stage: run.current_stage,
 		completed_stages: run.completed_stages,

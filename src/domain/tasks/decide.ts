@@ -4,7 +4,7 @@
  * submission creates. Pure: the clock, the randomness of backoff jitter and the settings come in
  * through `TaskContext`, and the tasks service executes the effects.
  */
-import { mayReportOnTask } from "../access";
+import { mayManage, mayReportOnTask } from "../access";
 import { retryDelayMs, type BackoffOptions } from "../backoff";
 import { change, noChange, reject, type Decision } from "../decision";
 import type { LogLevelName, Principal, Priority, Task, TaskStatus } from "../../types";
@@ -31,7 +31,8 @@ export type TaskEvent =
 	| { type: "timeout"; attempt: number }
 	/** A retrying task's backoff is over. */
 	| { type: "retry-due" }
-	| { type: "cancel" }
+	/** `by` must be its creator, an admin, or one of its pipeline's managers. */
+	| { type: "cancel"; by?: Principal }
 	/** Its agent went offline, was removed, or its node left. */
 	| { type: "agent-lost"; agentId: string; reason: string }
 	/** The agent could not be reached at all: back to the queue after `delayMs`, the attempt not counted when it never got there. */
@@ -52,7 +53,10 @@ export type TaskEffect =
 	| { type: "agent-load"; agentId: string }
 	| { type: "dispatch" };
 
-export type TaskDecision = Decision<Task, TaskEffect>;
+export type TaskDecision = Decision<TaskRecord, TaskEffect>;
+
+/** A task as its rules see it: the wire task, and who besides its creator may manage it (a stage task: its pipeline's managers). */
+export type TaskRecord = Task & { managers?: string[] };
 
 export interface TaskContext {
 	now: Date;
@@ -65,6 +69,8 @@ export const MAX_TASK_LOGS = 200;
 
 export interface NewTaskInput {
 	task_id: string;
+	created_by?: string | null;
+	managers?: string[];
 	pipeline_id?: string | null;
 	run_id?: string | null;
 	stage?: number | null;
@@ -82,10 +88,12 @@ function withLog(task: Pick<Task, "logs">, level: LogLevelName, message: string,
 }
 
 /** A submitted task, pending, and what follows its creation. */
-export function newTask(input: NewTaskInput, now: Date): { task: Task; effects: TaskEffect[] } {
+export function newTask(input: NewTaskInput, now: Date): { task: TaskRecord; effects: TaskEffect[] } {
 	const at = now.toISOString();
-	const task: Task = {
+	const task: TaskRecord = {
 		task_id: input.task_id,
+		created_by: input.created_by ?? null,
+		...(input.managers?.length ? { managers: input.managers } : {}),
 		pipeline_id: input.pipeline_id ?? null,
 		run_id: input.run_id ?? null,
 		stage: input.stage ?? null,
@@ -175,7 +183,7 @@ function backToQueue(task: Task, agentId: string, reason: string, ctx: TaskConte
 	}, [...attemptEnded(agentId), ...(delayMs ? [{ type: "arm-retry-timer", at } as const] : []), { type: "dispatch" }]);
 }
 
-export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): TaskDecision {
+export function decideTask(task: TaskRecord, event: TaskEvent, ctx: TaskContext): TaskDecision {
 	switch (event.type) {
 		case "claim": {
 			if (task.status !== "pending" && task.status !== "retrying") return noChange();
@@ -229,6 +237,8 @@ export function decideTask(task: Task, event: TaskEvent, ctx: TaskContext): Task
 		case "retry-due":
 			return noChange(task.status === "retrying" || task.status === "pending" ? [{ type: "dispatch" }] : []);
 		case "cancel":
+			if (event.by && !mayManage(event.by, task.created_by, task.managers))
+				return reject("FORBIDDEN", "Only the task's creator, an admin or its pipeline's managers may cancel it");
 			return move(task, "cancelled", { finished_at: ctx.now.toISOString(), next_attempt_at: null, logs: withLog(task, "warn", "Task cancelled", ctx.now) }, [
 				...(task.status === "running" ? attemptEnded(task.assigned_agent) : [{ type: "announce" } as const]),
 				{ type: "clear-timers" },
