@@ -13,9 +13,19 @@
  *   secret (an HMAC over its node id and instance id in its INFO metadata); otherwise those
  *   services are dropped from its announcement, so no call or balanced event is ever routed to it.
  *   Agent nodes, which hold only API_KEY, accept server services only from nodes proving the key.
+ *   Nor may such a node offer actions under our services' names from a service of another name
+ *   (`$noServiceNamePrefix`), or listen to our events: it never hears a task, an agent or an audit entry.
+ * - Nothing of ours leaves for a node without the proof: packets to it carry no `token` or
+ *   `apiKey` in their meta, whatever a call or an event was given.
+ *
+ * What this does not do: Moleculer's packets are neither signed nor encrypted. A process that can
+ * subscribe on the bus (any NATS client holding the bus's credentials, or a broker that reuses a
+ * node's id) reads what is sent there, the API key of an agent's registration and agents' tokens
+ * included, and may answer in a node's name. The bus's credentials (`transporter.ts`) keep other
+ * processes off it; NATS permissions per node, or TLS with per-node users, narrow what a member reads.
  */
 import { createHmac } from "node:crypto";
-import type { Context, Middleware, ServiceBroker } from "moleculer";
+import { Utils, type Context, type Middleware, type ServiceBroker } from "moleculer";
 import { isAllowed, type AccessRule } from "../domain/access";
 import { EVENTS, type Principal } from "../types";
 import type { EnvConfig } from "./config";
@@ -29,6 +39,7 @@ export type Access = AccessRule | "public" | "system" | "delivery";
 export const SERVER_SERVICES = ["agents", "tasks", "pipelines", "pipeline-definitions", "audit", "auth", "api", "metrics", "realtime"] as const;
 const SERVER_SERVICE_SET: ReadonlySet<string> = new Set(SERVER_SERVICES);
 const PROTECTED_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENTS));
+const PROTECTED_EVENT_NAMES = [...PROTECTED_EVENTS];
 
 /** The principal of a trusted node's own calls. */
 export const SYSTEM_ROLE = "system";
@@ -86,7 +97,42 @@ type CallOptions = { meta?: Record<string, unknown>; parentCtx?: Context } & Rec
 type Call = (action: ActionRef, params?: unknown, opts?: CallOptions) => Promise<unknown>;
 type Emit = (eventName: string, payload?: unknown, opts?: unknown) => Promise<void>;
 type Handler = (ctx: Context) => Promise<unknown>;
-type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<string, unknown>; services?: Array<{ name?: string }> };
+type Announced = Record<string, { name?: string } | undefined>;
+type InfoService = { name?: string; fullName?: string; actions?: Announced; events?: Announced };
+type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<string, unknown>; services?: InfoService[] };
+type Packet = { type?: string; target?: string | null; payload?: { meta?: unknown; event?: unknown } & Record<string, unknown> };
+
+const namesOf = (key: string, def: { name?: string } | undefined) => (typeof def?.name === "string" && def.name !== key ? [key, def.name] : [key]);
+
+/**
+ * An untrusted node's services as we take them: none named like ours, no action in our services'
+ * names, no listener of our events (a wildcard that would catch one included).
+ */
+function withoutOurs(services: InfoService[]): { services: InfoService[]; dropped: boolean } {
+	let dropped = false;
+	const kept: InfoService[] = [];
+	for (const service of services) {
+		if ((service.name && SERVER_SERVICE_SET.has(service.name)) || (service.fullName && SERVER_SERVICE_SET.has(service.fullName))) {
+			dropped = true;
+			continue;
+		}
+		const filter = (entries: Announced | undefined, ours: (name: string) => boolean): Announced | undefined => {
+			if (!entries || typeof entries !== "object") return entries;
+			const result: Announced = {};
+			for (const [key, def] of Object.entries(entries)) {
+				if (namesOf(key, def).some(ours)) dropped = true;
+				else result[key] = def;
+			}
+			return result;
+		};
+		kept.push({
+			...service,
+			actions: filter(service.actions, name => SERVER_SERVICE_SET.has(serviceOf(name))),
+			events: filter(service.events, pattern => PROTECTED_EVENT_NAMES.some(event => Utils.match(event, pattern)))
+		});
+	}
+	return { services: kept, dropped };
+}
 
 export function trustMiddleware(config: EnvConfig): Middleware {
 	const { jwtSecret, apiKey } = config.secrets;
@@ -95,6 +141,15 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 	let broker: ServiceBroker;
 	let system: { token: string; until: number } | null = null;
 	const warned = new Set<string>();
+	/** Nodes whose last INFO carried the proof: only they get credentials in what we send. */
+	const trustedNodes = new Set<string>();
+	/** Once per key; the keys are the senders' choosing, so the memory of them is bounded. */
+	const warnOnce = (key: string, fields: object, message: string) => {
+		if (warned.has(key)) return;
+		if (warned.size >= 1000) warned.clear();
+		warned.add(key);
+		broker.logger.warn(fields, message);
+	};
 
 	const systemToken = (): string | undefined => {
 		if (!jwtSecret) return undefined;
@@ -165,18 +220,33 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 			if (jwtSecret && apiKey) metadata.registrar = proof(apiKey, "registrar", namespace, b.nodeID, b.instanceID);
 		},
 
-		transitMessageHandler(next: (cmd: string, packet: { payload: InfoPayload }) => unknown) {
-			return (cmd: string, packet: { payload: InfoPayload }) => {
-				const info = packet.payload;
-				if (cmd === "INFO" && info?.services?.some(s => s.name && SERVER_SERVICE_SET.has(s.name)) && !trustedInfo(info)) {
-					const key = `${info.sender}/${info.instanceID}`;
-					if (!warned.has(key)) {
-						warned.add(key);
-						broker.logger.warn({ node: info.sender }, "untrusted node announced server services: ignored");
+		transitMessageHandler(next: (cmd: string, packet: { payload: InfoPayload & Record<string, unknown> }) => unknown) {
+			return (cmd: string, packet: { payload: InfoPayload & Record<string, unknown> }) => {
+				const payload = packet.payload;
+				if (!payload) return next(cmd, packet);
+				if (cmd === "INFO") {
+					if (payload.sender && trustedInfo(payload)) trustedNodes.add(payload.sender);
+					else {
+						if (payload.sender) trustedNodes.delete(payload.sender);
+						const { services, dropped } = withoutOurs(Array.isArray(payload.services) ? payload.services : []);
+						payload.services = services;
+						if (dropped) warnOnce(`${payload.sender}/${payload.instanceID}`, { node: payload.sender }, "untrusted node announced server services, actions or listeners of our events: ignored");
 					}
-					info.services = info.services.filter(s => !s.name || !SERVER_SERVICE_SET.has(s.name));
 				}
 				return next(cmd, packet);
+			};
+		},
+
+		/** What leaves for a node without the proof carries no credential (a system token, a user's token, the API key). */
+		transitPublish(next: (packet: Packet) => Promise<unknown>) {
+			if (!jwtSecret) return next;
+			return (packet: Packet) => {
+				const meta = packet.payload?.meta as Record<string, unknown> | undefined;
+				if (packet.target && packet.target !== broker.nodeID && !trustedNodes.has(packet.target) && meta && typeof meta === "object" && ("token" in meta || "apiKey" in meta)) {
+					const { token: _token, apiKey: _apiKey, ...rest } = meta;
+					packet.payload = { ...packet.payload, meta: rest };
+				}
+				return next(packet);
 			};
 		},
 
@@ -217,11 +287,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 					principal = null;
 				}
 				if (!isSystem(principal)) {
-					const key = `event:${event.name}:${ctx.nodeID}`;
-					if (!warned.has(key)) {
-						warned.add(key);
-						broker.logger.warn({ event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
-					}
+					warnOnce(`event:${event.name}:${ctx.nodeID}`, { event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
 					return Promise.resolve();
 				}
 				(ctx.locals as { principal?: Principal | null }).principal = principal;
