@@ -17,6 +17,9 @@
  *   (`$noServiceNamePrefix`), or listen to our events: it never hears a task, an agent or an audit entry.
  * - Nothing of ours leaves for a node without the proof: packets to it carry no `token` or
  *   `apiKey` in their meta, whatever a call or an event was given.
+ * - Moleculer's `$node` actions (options with the transporter's and the cache's credentials, host
+ *   details, metrics) and actions with `access: "local"` answer only calls started on this node or
+ *   signed by a trusted one.
  *
  * What this does not do: Moleculer's packets are neither signed nor encrypted. A process that can
  * subscribe on the bus (any NATS client holding the bus's credentials, or a broker that reuses a
@@ -32,8 +35,11 @@ import type { EnvConfig } from "./config";
 import { ApiError, forbidden, unauthorized } from "./errors";
 import { expiryOf, mintToken, sameSecret, TokenError, verifyToken } from "./tokens";
 
-/** What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent nodes' `execute`). */
-export type Access = AccessRule | "public" | "system" | "delivery";
+/**
+ * What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent
+ * nodes' `execute`); `local`: callers on this node (its own gateway) or trusted nodes.
+ */
+export type Access = AccessRule | "public" | "system" | "delivery" | "local";
 
 /** Services only trusted nodes may offer. */
 export const SERVER_SERVICES = ["agents", "tasks", "pipelines", "pipeline-definitions", "audit", "auth", "api", "metrics", "realtime"] as const;
@@ -143,6 +149,8 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 	const warned = new Set<string>();
 	/** Nodes whose last INFO carried the proof: only they get credentials in what we send. */
 	const trustedNodes = new Set<string>();
+	/** The meta of calls that arrived over the transporter (Moleculer makes it the call's `ctx.meta`). */
+	const arrived = new WeakSet<object>();
 	/** Once per key; the keys are the senders' choosing, so the memory of them is bounded. */
 	const warnOnce = (key: string, fields: object, message: string) => {
 		if (warned.has(key)) return;
@@ -179,7 +187,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 	/** Our services' actions say who may call them, and say nothing only when the cluster's own nodes alone may. */
 	const enforce = (principal: Principal | null, access: Access | undefined, action: string) => {
-		if (access === "public" || access === "delivery") return;
+		if (access === "public" || access === "delivery" || access === "local") return;
 		if (access === undefined && !SERVER_SERVICE_SET.has(serviceOf(action))) return;
 		if (isSystem(principal)) return;
 		if (access === undefined || access === "system") throw forbidden(`${action} is for the cluster's own nodes`);
@@ -197,8 +205,8 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 	/** Our own services keep their credentials to themselves: nothing of ours goes to an agent's node. */
 	const withCredentials = (actionName: string, opts: CallOptions | undefined): CallOptions | undefined => {
-		if (!jwtSecret || actionName.startsWith("$")) return opts;
-		if (!SERVER_SERVICE_SET.has(serviceOf(actionName))) return { ...opts, meta: { ...opts?.meta, token: undefined, apiKey: undefined } };
+		if (!jwtSecret) return opts;
+		if (!actionName.startsWith("$") && !SERVER_SERVICE_SET.has(serviceOf(actionName))) return { ...opts, meta: { ...opts?.meta, token: undefined, apiKey: undefined } };
 		if (opts?.meta?.token || opts?.meta?.apiKey || opts?.parentCtx) return opts;
 		return { ...opts, meta: { ...opts?.meta, token: systemToken() } };
 	};
@@ -232,6 +240,9 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 						payload.services = services;
 						if (dropped) warnOnce(`${payload.sender}/${payload.instanceID}`, { node: payload.sender }, "untrusted node announced server services, actions or listeners of our events: ignored");
 					}
+				} else if (cmd === "REQ") {
+					if (!payload.meta || typeof payload.meta !== "object") payload.meta = {};
+					arrived.add(payload.meta as object);
 				}
 				return next(cmd, packet);
 			};
@@ -261,14 +272,23 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 		},
 
 		localAction(next: Handler, action: { name: string; access?: Access; visibility?: string }) {
-			// Nothing here can be verified without the secret (agent nodes check their deliveries themselves);
-			// Moleculer's own `$` services and actions not callable from other nodes need no principal.
-			if (!jwtSecret || action.name.startsWith("$") || action.visibility === "private" || action.visibility === "protected") return next;
+			if (action.visibility === "private" || action.visibility === "protected") return next;
+			// Moleculer's `$node` actions and `local` ones: for this node's own callers (and, with the secret, trusted nodes).
+			const ownCallersOnly = action.name.startsWith("$") || action.access === "local";
+			// Nothing here can be verified without the secret (agent nodes check their deliveries themselves).
+			if (!jwtSecret)
+				return ownCallersOnly
+					? function ownCallers(ctx: Context) {
+							return arrived.has(ctx.meta as object) ? Promise.reject(forbidden(`${action.name} is for this node's own callers`)) : next(ctx);
+						}
+					: next;
 			return function verified(ctx: Context) {
-				let principal: Principal | null;
+				let principal: Principal | null = null;
 				try {
-					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
-					enforce(principal, action.access, action.name);
+					const remote = arrived.has(ctx.meta as object);
+					if (!ownCallersOnly || remote) principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+					if (!ownCallersOnly) enforce(principal, action.access, action.name);
+					else if (remote && !isSystem(principal)) throw forbidden(`${action.name} is for this node's own callers`);
 				} catch (err) {
 					return Promise.reject(err instanceof ApiError ? err : unauthorized());
 				}
