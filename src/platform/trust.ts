@@ -17,9 +17,12 @@
  *   (`$noServiceNamePrefix`), or listen to our events: it never hears a task, an agent or an audit entry.
  * - Nothing of ours leaves for a node without the proof: packets to it carry no `token` or
  *   `apiKey` in their meta, whatever a call or an event was given.
- * - Moleculer's `$node` actions (options with the transporter's and the cache's credentials, host
- *   details, metrics) and actions with `access: "local"` answer only calls started on this node or
- *   signed by a trusted one.
+ * - Moleculer's own `$` events (`$node.disconnected`, …) are raised by each node itself: one that
+ *   arrives over the transporter is forged and dropped. Moleculer's `$node` actions (options with
+ *   the transporter's and the cache's credentials, host details, metrics) and actions with
+ *   `access: "local"` answer only calls started on this node or signed by a trusted one.
+ * - A node announcing our own node id with another instance is not obeyed (Moleculer would stop
+ *   this process on the spot) unless it proves the secret: it is a genuine duplicate, then.
  *
  * What this does not do: Moleculer's packets are neither signed nor encrypted. A process that can
  * subscribe on the bus (any NATS client holding the bus's credentials, or a broker that reuses a
@@ -152,11 +155,11 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 	/** The meta of calls that arrived over the transporter (Moleculer makes it the call's `ctx.meta`). */
 	const arrived = new WeakSet<object>();
 	/** Once per key; the keys are the senders' choosing, so the memory of them is bounded. */
-	const warnOnce = (key: string, fields: object, message: string) => {
+	const warnOnce = (key: string, fields: object, message: string, level: "warn" | "error" = "warn") => {
 		if (warned.has(key)) return;
 		if (warned.size >= 1000) warned.clear();
 		warned.add(key);
-		broker.logger.warn(fields, message);
+		broker.logger[level](fields, message);
 	};
 
 	const systemToken = (): string | undefined => {
@@ -233,13 +236,21 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 				const payload = packet.payload;
 				if (!payload) return next(cmd, packet);
 				if (cmd === "INFO") {
-					if (payload.sender && trustedInfo(payload)) trustedNodes.add(payload.sender);
+					const trusted = trustedInfo(payload);
+					if (payload.sender === broker.nodeID && payload.instanceID !== broker.instanceID && !trusted) {
+						warnOnce(`self:${payload.instanceID}`, { node: payload.sender }, "a process on the transporter announced this node's id: ignored (a node of ours with the same NODE_ID would prove the secret)", "error");
+						return Promise.resolve(false);
+					}
+					if (payload.sender && trusted) trustedNodes.add(payload.sender);
 					else {
 						if (payload.sender) trustedNodes.delete(payload.sender);
 						const { services, dropped } = withoutOurs(Array.isArray(payload.services) ? payload.services : []);
 						payload.services = services;
 						if (dropped) warnOnce(`${payload.sender}/${payload.instanceID}`, { node: payload.sender }, "untrusted node announced server services, actions or listeners of our events: ignored");
 					}
+				} else if (cmd === "EVENT" && typeof payload.event === "string" && payload.event.startsWith("$")) {
+					warnOnce(`$event:${payload.event}:${payload.sender}`, { event: payload.event, node: payload.sender }, "a Moleculer event from another node is forged: ignored");
+					return Promise.resolve(false);
 				} else if (cmd === "REQ") {
 					if (!payload.meta || typeof payload.meta !== "object") payload.meta = {};
 					arrived.add(payload.meta as object);
