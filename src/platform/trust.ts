@@ -50,6 +50,11 @@ const SERVER_SERVICE_SET: ReadonlySet<string> = new Set(SERVER_SERVICES);
 const PROTECTED_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENTS));
 const PROTECTED_EVENT_NAMES = [...PROTECTED_EVENTS];
 
+/** Is this one of our services' names (what an agent's registration may not name)? */
+export function isServerService(name: string): boolean {
+	return SERVER_SERVICE_SET.has(name);
+}
+
 /** The principal of a trusted node's own calls. */
 export const SYSTEM_ROLE = "system";
 const SYSTEM_TOKEN_TTL_SEC = 3600;
