@@ -13,7 +13,7 @@ import type { AppConfig } from "../src/platform/config";
 import { ApiError, invalid } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { expiryOf, mintAgentToken } from "../src/platform/tokens";
-import { deliveryKey, principalOf } from "../src/platform/trust";
+import { deliveryKey, isServerService, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
 import { forEachBounded, HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
@@ -82,6 +82,10 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			async handler(this: AgentsThis, ctx: Context<AgentRegistration, Meta>): Promise<RegisteredAgent> {
 				const { task, status, health } = ctx.params.endpoints ?? {};
 				const refused = await this.egress.refusedFields({ "endpoints.task": task, "endpoints.status": status, "endpoints.health": health });
+				// Deliveries call `<service>.execute`, and a call to one of ours would carry this node's system token.
+				const service = ctx.params.service;
+				if (service && (isServerService(service) || service.startsWith("$")))
+					refused.push({ field: "service", message: `'${service}' is a service of the server, not an agent's`, type: "reserved" });
 				if (refused.length) throw invalid(refused);
 				const id = agentIdFor(ctx.params.name);
 				const by = principalOf(ctx);

@@ -67,7 +67,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		// METRICS_TOKEN when that is set (`authenticateScrape`); without it, keep it off the public network.
 		// This node's registry only: scrape every gateway node (see services/metrics.service.ts).
 		metrics: {
-			access: "public",
+			// The gateway's own route only: over the transporter it would be a way round METRICS_TOKEN.
+			access: "local",
 			handler(this: ApiThis, ctx: Context<unknown, GatewayMeta>) {
 				ctx.meta.$responseType = PROMETHEUS_CONTENT_TYPE;
 				const families = this.broker.metrics.list() as unknown as MetricFamilySnapshot[];

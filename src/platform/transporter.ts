@@ -5,9 +5,54 @@
  */
 import fs from "node:fs";
 import type { BrokerOptions } from "moleculer";
-import { credsAuthenticator } from "nats";
+import { credsAuthenticator, nkeyAuthenticator } from "nats";
 import type { EnvConfig } from "./config";
 import { ConfigError } from "./config";
+
+/** A user nkey's seed, as an nkey file holds it (and the second block of a creds file). */
+const USER_SEED = /\bSU[A-Z2-7]{56}\b/;
+
+/**
+ * The servers without credentials, and the credentials decoded. Moleculer would take the URL's
+ * user and password as they stand, percent-encoded, so a password with `@`, `/` or `%` in it (as
+ * generated ones have) would never match; and it sets them from the URL over any given apart.
+ */
+function natsServers(url: string): { servers: string[]; user?: string; pass?: string } {
+	let user: string | undefined;
+	let pass: string | undefined;
+	const servers = url.split(",").map(entry => {
+		let parsed: URL;
+		try {
+			parsed = new URL(entry.trim());
+		} catch {
+			throw new ConfigError("TRANSPORTER", `is not a URL: ${entry.trim().replace(/\/\/[^@/]*@/, "//…@")}`);
+		}
+		try {
+			if (parsed.username && user === undefined) user = decodeURIComponent(parsed.username);
+			if (parsed.password && pass === undefined) pass = decodeURIComponent(parsed.password);
+		} catch {
+			throw new ConfigError("TRANSPORTER", "holds a user or password that is not valid percent-encoding");
+		}
+		parsed.username = "";
+		parsed.password = "";
+		return parsed.toString().replace(/\/$/, "");
+	});
+	return { servers, ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+}
+
+function credsFileAuthenticator(credsFile: string) {
+	let creds: string;
+	try {
+		creds = fs.readFileSync(credsFile, "utf8");
+	} catch (err) {
+		throw new ConfigError("TRANSPORTER_CREDS_FILE", `cannot be read: ${(err as Error).message}`);
+	}
+	// A creds file (`nsc`'s: the user's JWT, then its seed), or a bare user nkey seed (nkey authentication).
+	if (/-{3,}BEGIN NATS USER JWT-{3,}/.test(creds)) return credsAuthenticator(new TextEncoder().encode(creds));
+	const seed = USER_SEED.exec(creds);
+	if (seed) return nkeyAuthenticator(new TextEncoder().encode(seed[0]));
+	throw new ConfigError("TRANSPORTER_CREDS_FILE", "holds neither a NATS creds file (user JWT and seed) nor a user nkey seed (SU…)");
+}
 
 export function transporterOptions(config: EnvConfig): BrokerOptions["transporter"] {
 	const url = config.transporter;
@@ -18,16 +63,9 @@ export function transporterOptions(config: EnvConfig): BrokerOptions["transporte
 		// Moleculer resolves a URL string ("amqp://…", "TCP") to its transporter; its typings list only names.
 		return url as BrokerOptions["transporter"];
 	}
-	const options: Record<string, unknown> = { url };
+	// `servers`, not `url`: Moleculer reads credentials out of `url` itself, undecoded (see `natsServers`).
+	const options: Record<string, unknown> = natsServers(url);
 	if (token) options.token = token;
-	if (credsFile) {
-		let creds: string;
-		try {
-			creds = fs.readFileSync(credsFile, "utf8");
-		} catch (err) {
-			throw new ConfigError("TRANSPORTER_CREDS_FILE", `cannot be read: ${(err as Error).message}`);
-		}
-		options.authenticator = credsAuthenticator(new TextEncoder().encode(creds));
-	}
+	if (credsFile) options.authenticator = credsFileAuthenticator(credsFile);
 	return { type: "NATS", options } as BrokerOptions["transporter"];
 }

@@ -13,22 +13,47 @@
  *   secret (an HMAC over its node id and instance id in its INFO metadata); otherwise those
  *   services are dropped from its announcement, so no call or balanced event is ever routed to it.
  *   Agent nodes, which hold only API_KEY, accept server services only from nodes proving the key.
+ *   Nor may such a node offer actions under our services' names from a service of another name
+ *   (`$noServiceNamePrefix`), or listen to our events: it never hears a task, an agent or an audit entry.
+ * - Nothing of ours leaves for a node without the proof: packets to it carry no `token` or
+ *   `apiKey` in their meta, whatever a call or an event was given.
+ * - Moleculer's own `$` events (`$node.disconnected`, …) are raised by each node itself: one that
+ *   arrives over the transporter is forged and dropped. Moleculer's `$node` actions (options with
+ *   the transporter's and the cache's credentials, host details, metrics) and actions with
+ *   `access: "local"` answer only calls started on this node or signed by a trusted one.
+ * - A node announcing our own node id with another instance is not obeyed (Moleculer would stop
+ *   this process on the spot) unless it proves the secret: it is a genuine duplicate, then.
+ *
+ * What this does not do: Moleculer's packets are neither signed nor encrypted. A process that can
+ * subscribe on the bus (any NATS client holding the bus's credentials, or a broker that reuses a
+ * node's id) reads what is sent there, the API key of an agent's registration and agents' tokens
+ * included, and may answer in a node's name. The bus's credentials (`transporter.ts`) keep other
+ * processes off it; NATS permissions per node, or TLS with per-node users, narrow what a member reads.
  */
 import { createHmac } from "node:crypto";
-import type { Context, Middleware, ServiceBroker } from "moleculer";
+import { Utils, type Context, type Middleware, type ServiceBroker } from "moleculer";
 import { isAllowed, type AccessRule } from "../domain/access";
 import { EVENTS, type Principal } from "../types";
 import type { EnvConfig } from "./config";
 import { ApiError, forbidden, unauthorized } from "./errors";
 import { expiryOf, mintToken, sameSecret, TokenError, verifyToken } from "./tokens";
 
-/** What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent nodes' `execute`). */
-export type Access = AccessRule | "public" | "system" | "delivery";
+/**
+ * What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent
+ * nodes' `execute`); `local`: callers on this node (its own gateway) or trusted nodes.
+ */
+export type Access = AccessRule | "public" | "system" | "delivery" | "local";
 
 /** Services only trusted nodes may offer. */
 export const SERVER_SERVICES = ["agents", "tasks", "pipelines", "pipeline-definitions", "audit", "auth", "api", "metrics", "realtime"] as const;
 const SERVER_SERVICE_SET: ReadonlySet<string> = new Set(SERVER_SERVICES);
 const PROTECTED_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENTS));
+const PROTECTED_EVENT_NAMES = [...PROTECTED_EVENTS];
+
+/** Is this one of our services' names (what an agent's registration may not name)? */
+export function isServerService(name: string): boolean {
+	return SERVER_SERVICE_SET.has(name);
+}
 
 /** The principal of a trusted node's own calls. */
 export const SYSTEM_ROLE = "system";
@@ -86,7 +111,42 @@ type CallOptions = { meta?: Record<string, unknown>; parentCtx?: Context } & Rec
 type Call = (action: ActionRef, params?: unknown, opts?: CallOptions) => Promise<unknown>;
 type Emit = (eventName: string, payload?: unknown, opts?: unknown) => Promise<void>;
 type Handler = (ctx: Context) => Promise<unknown>;
-type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<string, unknown>; services?: Array<{ name?: string }> };
+type Announced = Record<string, { name?: string } | undefined>;
+type InfoService = { name?: string; fullName?: string; actions?: Announced; events?: Announced };
+type InfoPayload = { sender?: string; instanceID?: string; metadata?: Record<string, unknown>; services?: InfoService[] };
+type Packet = { type?: string; target?: string | null; payload?: { meta?: unknown; event?: unknown } & Record<string, unknown> };
+
+const namesOf = (key: string, def: { name?: string } | undefined) => (typeof def?.name === "string" && def.name !== key ? [key, def.name] : [key]);
+
+/**
+ * An untrusted node's services as we take them: none named like ours, no action in our services'
+ * names, no listener of our events (a wildcard that would catch one included).
+ */
+function withoutOurs(services: InfoService[]): { services: InfoService[]; dropped: boolean } {
+	let dropped = false;
+	const kept: InfoService[] = [];
+	for (const service of services) {
+		if ((service.name && SERVER_SERVICE_SET.has(service.name)) || (service.fullName && SERVER_SERVICE_SET.has(service.fullName))) {
+			dropped = true;
+			continue;
+		}
+		const filter = (entries: Announced | undefined, ours: (name: string) => boolean): Announced | undefined => {
+			if (!entries || typeof entries !== "object") return entries;
+			const result: Announced = {};
+			for (const [key, def] of Object.entries(entries)) {
+				if (namesOf(key, def).some(ours)) dropped = true;
+				else result[key] = def;
+			}
+			return result;
+		};
+		kept.push({
+			...service,
+			actions: filter(service.actions, name => SERVER_SERVICE_SET.has(serviceOf(name))),
+			events: filter(service.events, pattern => PROTECTED_EVENT_NAMES.some(event => Utils.match(event, pattern)))
+		});
+	}
+	return { services: kept, dropped };
+}
 
 export function trustMiddleware(config: EnvConfig): Middleware {
 	const { jwtSecret, apiKey } = config.secrets;
@@ -95,6 +155,17 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 	let broker: ServiceBroker;
 	let system: { token: string; until: number } | null = null;
 	const warned = new Set<string>();
+	/** Nodes whose last INFO carried the proof: only they get credentials in what we send. */
+	const trustedNodes = new Set<string>();
+	/** The meta of calls that arrived over the transporter (Moleculer makes it the call's `ctx.meta`). */
+	const arrived = new WeakSet<object>();
+	/** Once per key; the keys are the senders' choosing, so the memory of them is bounded. */
+	const warnOnce = (key: string, fields: object, message: string, level: "warn" | "error" = "warn") => {
+		if (warned.has(key)) return;
+		if (warned.size >= 1000) warned.clear();
+		warned.add(key);
+		broker.logger[level](fields, message);
+	};
 
 	const systemToken = (): string | undefined => {
 		if (!jwtSecret) return undefined;
@@ -124,7 +195,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 	/** Our services' actions say who may call them, and say nothing only when the cluster's own nodes alone may. */
 	const enforce = (principal: Principal | null, access: Access | undefined, action: string) => {
-		if (access === "public" || access === "delivery") return;
+		if (access === "public" || access === "delivery" || access === "local") return;
 		if (access === undefined && !SERVER_SERVICE_SET.has(serviceOf(action))) return;
 		if (isSystem(principal)) return;
 		if (access === undefined || access === "system") throw forbidden(`${action} is for the cluster's own nodes`);
@@ -142,8 +213,8 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 	/** Our own services keep their credentials to themselves: nothing of ours goes to an agent's node. */
 	const withCredentials = (actionName: string, opts: CallOptions | undefined): CallOptions | undefined => {
-		if (!jwtSecret || actionName.startsWith("$")) return opts;
-		if (!SERVER_SERVICE_SET.has(serviceOf(actionName))) return { ...opts, meta: { ...opts?.meta, token: undefined, apiKey: undefined } };
+		if (!jwtSecret) return opts;
+		if (!actionName.startsWith("$") && !SERVER_SERVICE_SET.has(serviceOf(actionName))) return { ...opts, meta: { ...opts?.meta, token: undefined, apiKey: undefined } };
 		if (opts?.meta?.token || opts?.meta?.apiKey || opts?.parentCtx) return opts;
 		return { ...opts, meta: { ...opts?.meta, token: systemToken() } };
 	};
@@ -165,18 +236,44 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 			if (jwtSecret && apiKey) metadata.registrar = proof(apiKey, "registrar", namespace, b.nodeID, b.instanceID);
 		},
 
-		transitMessageHandler(next: (cmd: string, packet: { payload: InfoPayload }) => unknown) {
-			return (cmd: string, packet: { payload: InfoPayload }) => {
-				const info = packet.payload;
-				if (cmd === "INFO" && info?.services?.some(s => s.name && SERVER_SERVICE_SET.has(s.name)) && !trustedInfo(info)) {
-					const key = `${info.sender}/${info.instanceID}`;
-					if (!warned.has(key)) {
-						warned.add(key);
-						broker.logger.warn({ node: info.sender }, "untrusted node announced server services: ignored");
+		transitMessageHandler(next: (cmd: string, packet: { payload: InfoPayload & Record<string, unknown> }) => unknown) {
+			return (cmd: string, packet: { payload: InfoPayload & Record<string, unknown> }) => {
+				const payload = packet.payload;
+				if (!payload) return next(cmd, packet);
+				if (cmd === "INFO") {
+					const trusted = trustedInfo(payload);
+					if (payload.sender === broker.nodeID && payload.instanceID !== broker.instanceID && !trusted) {
+						warnOnce(`self:${payload.instanceID}`, { node: payload.sender }, "a process on the transporter announced this node's id: ignored (a node of ours with the same NODE_ID would prove the secret)", "error");
+						return Promise.resolve(false);
 					}
-					info.services = info.services.filter(s => !s.name || !SERVER_SERVICE_SET.has(s.name));
+					if (payload.sender && trusted) trustedNodes.add(payload.sender);
+					else {
+						if (payload.sender) trustedNodes.delete(payload.sender);
+						const { services, dropped } = withoutOurs(Array.isArray(payload.services) ? payload.services : []);
+						payload.services = services;
+						if (dropped) warnOnce(`${payload.sender}/${payload.instanceID}`, { node: payload.sender }, "untrusted node announced server services, actions or listeners of our events: ignored");
+					}
+				} else if (cmd === "EVENT" && typeof payload.event === "string" && payload.event.startsWith("$")) {
+					warnOnce(`$event:${payload.event}:${payload.sender}`, { event: payload.event, node: payload.sender }, "a Moleculer event from another node is forged: ignored");
+					return Promise.resolve(false);
+				} else if (cmd === "REQ") {
+					if (!payload.meta || typeof payload.meta !== "object") payload.meta = {};
+					arrived.add(payload.meta as object);
 				}
 				return next(cmd, packet);
+			};
+		},
+
+		/** What leaves for a node without the proof carries no credential (a system token, a user's token, the API key). */
+		transitPublish(next: (packet: Packet) => Promise<unknown>) {
+			if (!jwtSecret) return next;
+			return (packet: Packet) => {
+				const meta = packet.payload?.meta as Record<string, unknown> | undefined;
+				if (packet.target && packet.target !== broker.nodeID && !trustedNodes.has(packet.target) && meta && typeof meta === "object" && ("token" in meta || "apiKey" in meta)) {
+					const { token: _token, apiKey: _apiKey, ...rest } = meta;
+					packet.payload = { ...packet.payload, meta: rest };
+				}
+				return next(packet);
 			};
 		},
 
@@ -191,14 +288,23 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 		},
 
 		localAction(next: Handler, action: { name: string; access?: Access; visibility?: string }) {
-			// Nothing here can be verified without the secret (agent nodes check their deliveries themselves);
-			// Moleculer's own `$` services and actions not callable from other nodes need no principal.
-			if (!jwtSecret || action.name.startsWith("$") || action.visibility === "private" || action.visibility === "protected") return next;
+			if (action.visibility === "private" || action.visibility === "protected") return next;
+			// Moleculer's `$node` actions and `local` ones: for this node's own callers (and, with the secret, trusted nodes).
+			const ownCallersOnly = action.name.startsWith("$") || action.access === "local";
+			// Nothing here can be verified without the secret (agent nodes check their deliveries themselves).
+			if (!jwtSecret)
+				return ownCallersOnly
+					? function ownCallers(ctx: Context) {
+							return arrived.has(ctx.meta as object) ? Promise.reject(forbidden(`${action.name} is for this node's own callers`)) : next(ctx);
+						}
+					: next;
 			return function verified(ctx: Context) {
-				let principal: Principal | null;
+				let principal: Principal | null = null;
 				try {
-					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
-					enforce(principal, action.access, action.name);
+					const remote = arrived.has(ctx.meta as object);
+					if (!ownCallersOnly || remote) principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+					if (!ownCallersOnly) enforce(principal, action.access, action.name);
+					else if (remote && !isSystem(principal)) throw forbidden(`${action.name} is for this node's own callers`);
 				} catch (err) {
 					return Promise.reject(err instanceof ApiError ? err : unauthorized());
 				}
@@ -217,11 +323,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 					principal = null;
 				}
 				if (!isSystem(principal)) {
-					const key = `event:${event.name}:${ctx.nodeID}`;
-					if (!warned.has(key)) {
-						warned.add(key);
-						broker.logger.warn({ event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
-					}
+					warnOnce(`event:${event.name}:${ctx.nodeID}`, { event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
 					return Promise.resolve();
 				}
 				(ctx.locals as { principal?: Principal | null }).principal = principal;

@@ -5,6 +5,7 @@
 import { execSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { waitFor } from "./http";
 
@@ -76,9 +77,26 @@ function manage(name: string, command: string, args: string[], env: Record<strin
 	return managed;
 }
 
-export async function startNatsServer(port?: number): Promise<ManagedProcess & { port: number; url: string }> {
+/** How a private nats-server lets clients in: a token, a user and password, or a config file's own rules (nkeys, an operator's JWTs). */
+export interface NatsAuth {
+	token?: string;
+	user?: string;
+	password?: string;
+	/** nats-server configuration text (without `listen`: the address and port are given on the command line). */
+	config?: string;
+}
+
+export async function startNatsServer(port?: number, auth: NatsAuth = {}): Promise<ManagedProcess & { port: number; url: string }> {
 	const p = port ?? (await freePort());
-	const nats = manage(`nats:${p}`, "/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(p)]);
+	const args = ["-a", "127.0.0.1", "-p", String(p)];
+	if (auth.token) args.push("--auth", auth.token);
+	if (auth.user) args.push("--user", auth.user, "--pass", auth.password ?? "");
+	if (auth.config) {
+		const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nats-conf-")), "nats-server.conf");
+		fs.writeFileSync(file, auth.config, { mode: 0o600 });
+		args.unshift("-c", file);
+	}
+	const nats = manage(`nats:${p}`, "/usr/sbin/nats-server", args);
 	await waitFor(() => portOpen(p), 10_000);
 	return Object.assign(nats, { port: p, url: `nats://127.0.0.1:${p}` });
 }
