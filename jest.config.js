@@ -3,7 +3,12 @@ module.exports = {
 	testEnvironment: "node",
 	roots: ["<rootDir>/test"],
 	testMatch: ["**/*.test.ts"],
-	transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
+	transform: {
+		"^.+\\.ts$": ["ts-jest", { diagnostics: false }],
+		// jose ships ES modules only; Node 20 runs them through require(esm), jest (before Node 24.9) does not.
+		"/node_modules/jose/.+\\.js$": ["ts-jest", { diagnostics: false, tsconfig: { allowJs: true, module: "commonjs", target: "ES2022" } }]
+	},
+	transformIgnorePatterns: ["/node_modules/(?!jose/)"],
 	testTimeout: 30000,
 	maxWorkers: 2,
 	forceExit: true

@@ -20,7 +20,8 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } 
 import { MemoryRateLimiter, type RateLimiter } from "../src/gateway/rate-limit/rate-limiter";
 import { RedisRateLimiter } from "../src/gateway/rate-limit/redis-rate-limiter";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
-import { bearerToken, mintToken, sameSecret, TokenError, verifyToken } from "../src/platform/tokens";
+import { bearerToken, mintToken, sameSecret, TokenError } from "../src/platform/tokens";
+import { tokenVerifierOf } from "../src/platform/verify-token";
 import { EVENTS, type Principal } from "../src/types";
 
 interface ApiThis extends Service<Record<string, any>> {
@@ -98,7 +99,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			const token = bearerToken(req.headers.authorization);
 			if (token) {
 				try {
-					user = verifyToken(this.config.secrets.jwtSecret, token, this.config.jwt);
+					user = (await tokenVerifierOf(this.broker).verify(token)).principal;
 				} catch (err) {
 					tokenError = err instanceof TokenError ? err.message : "Invalid token";
 				}

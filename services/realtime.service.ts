@@ -22,6 +22,7 @@ import type { SocketIoChannel } from "../src/gateway/realtime/socketio-channel";
 import type { WsChannel } from "../src/gateway/realtime/ws-channel";
 import { MCP_METRIC } from "../src/platform/metrics/definitions";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
+import { tokenVerifierOf } from "../src/platform/verify-token";
 
 interface RealtimeThis extends Service {
 	config: AppConfig;
@@ -112,8 +113,9 @@ const RealtimeService: TypedServiceSchema<RealtimeThis> & { merged(this: Realtim
 				else this.logger.info(fields, "real-time client disconnected");
 			}
 		});
-		const socketIo = new SocketIoChannel(server, hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, corsOrigins: config.corsOrigins });
-		const ws = new WsChannel(hub, { jwtSecret: config.secrets.jwtSecret, jwt: config.jwt, authTimeoutMs: config.wsAuthTimeoutMs });
+		const verifier = tokenVerifierOf(this.broker);
+		const socketIo = new SocketIoChannel(server, hub, { verifier, corsOrigins: config.corsOrigins });
+		const ws = new WsChannel(hub, { verifier, authTimeoutMs: config.wsAuthTimeoutMs });
 		hub.addChannel(socketIo);
 		hub.addChannel(ws);
 

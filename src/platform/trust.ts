@@ -3,9 +3,10 @@
  * transporter is not, whatever it says about itself.
  *
  * - Principals: an action never believes `meta.user` from the wire. The principal is what this
- *   node can verify: a token in `meta.token` (a user's, an agent's, or a trusted node's own
- *   system token), or the API key in `meta.apiKey`. It is put in `ctx.locals.principal`, out of
- *   reach of the meta that remote answers merge back, and checked against the action's `access`.
+ *   node can verify: a token in `meta.token` (a user's, an agent's, a trusted node's own system
+ *   token, or an OIDC issuer's: see verify-token.ts), or the API key in `meta.apiKey`. It is put
+ *   in `ctx.locals.principal`, out of reach of the meta that remote answers merge back, and
+ *   checked against the action's `access`.
  * - Calls and events a trusted node starts carry its system token, but only to our own services:
  *   a call to an agent's node never carries a credential of ours.
  * - Our events (task.updated, agent.updated, …) are taken only from trusted nodes.
@@ -36,7 +37,8 @@ import { isAllowed, type AccessRule } from "../domain/access";
 import { EVENTS, type Principal } from "../types";
 import type { EnvConfig } from "./config";
 import { ApiError, forbidden, unauthorized } from "./errors";
-import { expiryOf, mintToken, sameSecret, TokenError, verifyToken } from "./tokens";
+import { mintToken, sameSecret, TokenError } from "./tokens";
+import { tokenVerifierOf, type TokenVerifier } from "./verify-token";
 
 /**
  * What an action needs. `system`: trusted nodes only; `delivery`: a signed task delivery (agent
@@ -77,21 +79,36 @@ function proof(secret: string, kind: string, namespace: string, nodeID: string, 
 	return createHmac("sha256", secret).update(`${kind}\n${namespace}\n${nodeID}\n${instanceID}`).digest("hex");
 }
 
-/** Verified tokens by their text, until they expire: every call of a request would verify the same one again. */
+/**
+ * Verified tokens by their text, until they expire: every call of a request would verify the same
+ * one again. A hit is answered at once; only a token not seen yet waits for its verification (an
+ * OIDC token's may fetch the issuer's keys), and concurrent calls with it share that one.
+ */
 class VerifiedTokens {
 	private readonly entries = new Map<string, { principal: Principal; until: number }>();
+	private readonly pending = new Map<string, Promise<Principal>>();
 
-	constructor(private readonly verify: (token: string) => Principal, private readonly max = 10_000) {}
+	constructor(private readonly verifier: TokenVerifier, private readonly max = 10_000) {}
 
-	get(token: string): Principal {
-		const now = Date.now();
+	cached(token: string): Principal | undefined {
 		const hit = this.entries.get(token);
-		if (hit && hit.until > now) return hit.principal;
-		const principal = this.verify(token);
-		if (this.entries.size >= this.max) this.entries.clear();
-		const exp = expiryOf(token);
-		this.entries.set(token, { principal, until: exp ? exp * 1000 : now + 60_000 });
-		return principal;
+		return hit && hit.until > Date.now() ? hit.principal : undefined;
+	}
+
+	verify(token: string): Promise<Principal> {
+		let verifying = this.pending.get(token);
+		if (!verifying) {
+			verifying = this.verifier
+				.verify(token)
+				.then(({ principal, expiresAt }) => {
+					if (this.entries.size >= this.max) this.entries.clear();
+					this.entries.set(token, { principal, until: expiresAt });
+					return principal;
+				})
+				.finally(() => this.pending.delete(token));
+			this.pending.set(token, verifying);
+		}
+		return verifying;
 	}
 }
 
@@ -151,7 +168,7 @@ function withoutOurs(services: InfoService[]): { services: InfoService[]; droppe
 export function trustMiddleware(config: EnvConfig): Middleware {
 	const { jwtSecret, apiKey } = config.secrets;
 	const namespace = config.broker.namespace;
-	const tokens = jwtSecret ? new VerifiedTokens(token => verifyToken(jwtSecret, token, config.jwt)) : null;
+	let tokens: VerifiedTokens | null = null;
 	let broker: ServiceBroker;
 	let system: { token: string; until: number } | null = null;
 	const warned = new Set<string>();
@@ -176,15 +193,19 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 		return system.token;
 	};
 
-	/** The caller's credentials, verified; null for none. A presented but bad credential is refused. */
-	const principalFrom = (meta: TrustMeta): Principal | null => {
+	/**
+	 * The caller's credentials, verified; null for none. A presented but bad credential is refused.
+	 * A promise only for a token this node has not verified yet.
+	 */
+	const principalFrom = (meta: TrustMeta): Principal | null | Promise<Principal> => {
 		if (typeof meta.token === "string" && meta.token) {
 			if (!tokens) throw unauthorized("This node cannot verify tokens");
-			try {
-				return tokens.get(meta.token);
-			} catch (err) {
-				throw unauthorized(err instanceof TokenError ? err.message : "Invalid token");
-			}
+			return (
+				tokens.cached(meta.token) ??
+				tokens.verify(meta.token).catch((err: unknown) => {
+					throw unauthorized(err instanceof TokenError ? err.message : "Invalid token");
+				})
+			);
 		}
 		if (typeof meta.apiKey === "string" && meta.apiKey) {
 			if (!apiKey || !sameSecret(meta.apiKey, apiKey)) throw unauthorized("Invalid API key");
@@ -231,6 +252,7 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 		created(b: ServiceBroker) {
 			broker = b;
+			if (jwtSecret) tokens = new VerifiedTokens(tokenVerifierOf(b));
 			const metadata = b.metadata as Record<string, unknown>;
 			if (jwtSecret) metadata.trust = proof(jwtSecret, "trust", namespace, b.nodeID, b.instanceID);
 			if (jwtSecret && apiKey) metadata.registrar = proof(apiKey, "registrar", namespace, b.nodeID, b.instanceID);
@@ -298,36 +320,48 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 							return arrived.has(ctx.meta as object) ? Promise.reject(forbidden(`${action.name} is for this node's own callers`)) : next(ctx);
 						}
 					: next;
-			return function verified(ctx: Context) {
-				let principal: Principal | null = null;
+			const refused = (err: unknown) => Promise.reject(err instanceof ApiError ? err : unauthorized());
+			const proceed = (ctx: Context, principal: Principal | null, remote: boolean) => {
 				try {
-					const remote = arrived.has(ctx.meta as object);
-					if (!ownCallersOnly || remote) principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
 					if (!ownCallersOnly) enforce(principal, action.access, action.name);
 					else if (remote && !isSystem(principal)) throw forbidden(`${action.name} is for this node's own callers`);
 				} catch (err) {
-					return Promise.reject(err instanceof ApiError ? err : unauthorized());
+					return refused(err);
 				}
 				(ctx.locals as { principal?: Principal | null }).principal = principal;
 				return next(ctx);
+			};
+			return function verified(ctx: Context) {
+				const remote = arrived.has(ctx.meta as object);
+				let principal: Principal | null | Promise<Principal> = null;
+				try {
+					if (!ownCallersOnly || remote) principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+				} catch (err) {
+					return refused(err);
+				}
+				// Only a token this node has not seen yet waits for verification (an issuer's keys may have to be fetched).
+				return principal instanceof Promise ? principal.then(p => proceed(ctx, p, remote), refused) : proceed(ctx, principal, remote);
 			};
 		},
 
 		localEvent(next: Handler, event: { name: string }) {
 			if (!PROTECTED_EVENTS.has(event.name)) return next;
-			return function fromTrustedNode(ctx: Context) {
-				let principal: Principal | null = null;
-				try {
-					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
-				} catch {
-					principal = null;
-				}
+			const deliver = (ctx: Context, principal: Principal | null) => {
 				if (!isSystem(principal)) {
 					warnOnce(`event:${event.name}:${ctx.nodeID}`, { event: event.name, node: ctx.nodeID }, "event from an untrusted sender: ignored");
 					return Promise.resolve();
 				}
 				(ctx.locals as { principal?: Principal | null }).principal = principal;
 				return next(ctx);
+			};
+			return function fromTrustedNode(ctx: Context) {
+				let principal: Principal | null | Promise<Principal>;
+				try {
+					principal = principalFrom((ctx.meta ?? {}) as TrustMeta);
+				} catch {
+					principal = null;
+				}
+				return principal instanceof Promise ? principal.then(p => deliver(ctx, p), () => deliver(ctx, null)) : deliver(ctx, principal);
 			};
 		}
 	} as unknown as Middleware;

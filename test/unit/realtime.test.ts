@@ -3,6 +3,7 @@ import { authenticateListener, isVisibleTo, RealtimeAuthError } from "../../src/
 import { RealtimeHub, type Channel, type RealtimeClient } from "../../src/gateway/realtime/hub";
 import { toWireMessage } from "../../src/gateway/realtime/messages";
 import { MAX_SUBSCRIPTIONS_PER_CLIENT, parseSubscriptionRequest, SubscriptionError, Subscriptions } from "../../src/gateway/realtime/subscriptions";
+import { createTokenVerifier } from "../../src/platform/verify-token";
 import type { ClusterMessage, Principal, TaskUpdateMessage } from "../../src/types";
 
 const NOW = new Date("2024-01-02T03:04:05.000Z");
@@ -91,12 +92,13 @@ describe("listener access", () => {
 		expect(isVisibleTo({ sub: "v", roles: ["viewer"] }, taskMessage({ assigned_agent: "a2" }))).toBe(true);
 	});
 
-	test("tokens are verified and their expiry kept", () => {
+	test("tokens are verified and their expiry kept", async () => {
+		const verifier = createTokenVerifier({ jwtSecret: SECRET });
 		const exp = Math.floor(Date.now() / 1000) + 60;
-		const session = authenticateListener(SECRET, jwt.sign({ sub: "u", roles: ["viewer"], exp }, SECRET));
+		const session = await authenticateListener(verifier, jwt.sign({ sub: "u", roles: ["viewer"], exp }, SECRET));
 		expect(session).toEqual({ principal: { sub: "u", roles: ["viewer"] }, expiresAt: exp * 1000 });
-		expect(() => authenticateListener(SECRET, undefined)).toThrow(new RealtimeAuthError("missing token"));
-		expect(() => authenticateListener(SECRET, jwt.sign({ sub: "u", roles: [] }, SECRET, { expiresIn: 60 }))).toThrow(/may not receive events/);
+		await expect(authenticateListener(verifier, undefined)).rejects.toThrow(new RealtimeAuthError("missing token"));
+		await expect(authenticateListener(verifier, jwt.sign({ sub: "u", roles: [] }, SECRET, { expiresIn: 60 }))).rejects.toThrow(/may not receive events/);
 	});
 });
 

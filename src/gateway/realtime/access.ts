@@ -4,8 +4,8 @@
  * only its one task: events would otherwise leak other agents' work to any registered agent.
  */
 import { isAgentOnly, isAllowed } from "../../domain/access";
-import type { JwtSettings } from "../../platform/config";
-import { TokenError, verifyTokenClaims, type VerifiedToken } from "../../platform/tokens";
+import { TokenError, type VerifiedToken } from "../../platform/tokens";
+import type { TokenVerifier } from "../../platform/verify-token";
 import type { ClusterMessage, Principal } from "../../types";
 
 export interface RealtimeSession {
@@ -21,12 +21,12 @@ export class RealtimeAuthError extends Error {
 	}
 }
 
-/** Verifies a presented token (the gateway's rules, `config.jwt`); throws `RealtimeAuthError` saying why it is refused. */
-export function authenticateListener(secret: string, token: unknown, settings?: JwtSettings): RealtimeSession {
+/** Verifies a presented token (the gateway's verifier and rules); rejects with `RealtimeAuthError` saying why it is refused. */
+export async function authenticateListener(verifier: TokenVerifier, token: unknown): Promise<RealtimeSession> {
 	if (typeof token !== "string" || token === "") throw new RealtimeAuthError("missing token");
 	let verified: VerifiedToken;
 	try {
-		verified = verifyTokenClaims(secret, token, settings);
+		verified = await verifier.verify(token);
 	} catch (err) {
 		throw new RealtimeAuthError(err instanceof TokenError ? err.message : "Invalid token");
 	}

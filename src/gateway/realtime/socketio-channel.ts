@@ -6,8 +6,8 @@
 import type { Server as HttpServer } from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { WebSocket } from "ws";
-import type { JwtSettings } from "../../platform/config";
 import { bearerToken } from "../../platform/tokens";
+import type { TokenVerifier } from "../../platform/verify-token";
 import { socketIoCors } from "../http-hygiene";
 import type { AgentUpdateMessage, ClusterMessage, ErrorMessage, PipelineProgressMessage, TaskUpdateMessage } from "../../types";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
@@ -86,9 +86,8 @@ export function trackBacklog(socket: IoSocket): () => number {
 }
 
 export interface SocketIoChannelOptions {
-	jwtSecret: string;
-	/** How tokens are checked (`config.jwt`). */
-	jwt: JwtSettings;
+	/** The node's token verifier (the gateway's). */
+	verifier: TokenVerifier;
 	corsOrigins: string[] | "*";
 }
 
@@ -125,17 +124,20 @@ export class SocketIoChannel implements Channel {
 		});
 		this.io.use((socket, next) => {
 			const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
-			try {
-				socket.data.session = authenticateListener(options.jwtSecret, token, options.jwt);
-			} catch (err) {
-				return next(new Error(`unauthorized: ${err instanceof RealtimeAuthError ? err.message : "invalid token"}`));
-			}
-			const slot = this.hub.reserveSlot();
-			if (!slot) return next(new Error("too many connections"));
-			// The engine connection's end covers a client that leaves before `connection` fires too.
-			socket.conn.once("close", () => slot.release());
-			this.unauthenticated.get(socket.conn)?.release();
-			next();
+			const admit = (session: RealtimeSession) => {
+				// It may have left while its token was verified: its close has been seen, so nothing is reserved for it.
+				if (socket.conn.readyState !== "open") return next(new Error("connection closed"));
+				socket.data.session = session;
+				const slot = this.hub.reserveSlot();
+				if (!slot) return next(new Error("too many connections"));
+				// The engine connection's end covers a client that leaves before `connection` fires too.
+				socket.conn.once("close", () => slot.release());
+				this.unauthenticated.get(socket.conn)?.release();
+				next();
+			};
+			authenticateListener(options.verifier, token).then(admit, (err: unknown) =>
+				next(new Error(`unauthorized: ${err instanceof RealtimeAuthError ? err.message : "invalid token"}`))
+			);
 		});
 		this.io.on("connection", socket => this.onConnection(socket));
 	}

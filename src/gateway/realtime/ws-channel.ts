@@ -1,7 +1,8 @@
 /**
  * Plain WebSocket at `/ws`, for clients without socket.io (the spec's browser example). A browser
  * cannot set headers on a WebSocket, so the token comes as the first message:
- * `{type:"auth", token}` → `{type:"auth_ok"}`, or `{type:"auth_error", message}` and close 4401.
+ * `{type:"auth", token}` → `{type:"auth_ok"}`, or `{type:"auth_error", message}` and close 4401
+ * (messages sent before the answer, while the token is checked, are handled after it, in order).
  * An address that holds WS_MAX_UNAUTHENTICATED_PER_IP connections not authenticated yet (this
  * channel's and socket.io's) gets its next one closed at once, 4429.
  * Then `{type:"subscribe"|"unsubscribe", ...ids}` (acknowledged `subscribed`/`unsubscribed` with the
@@ -11,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import type { JwtSettings } from "../../platform/config";
+import type { TokenVerifier } from "../../platform/verify-token";
 import { authenticateListener, RealtimeAuthError, type RealtimeSession } from "./access";
 import { closeWithin } from "./graceful-close";
 import { peerAddress, TOO_MANY_UNAUTHENTICATED, type Channel, type DisconnectCause, type RealtimeClient, type RealtimeHub } from "./hub";
@@ -29,13 +30,14 @@ export const WS_CLOSE = {
 
 /** Clients only send auth and subscribe messages: refuse anything larger before parsing it. */
 const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+/** Messages a client may send while its token is being verified (they are handled after it). */
+const MAX_MESSAGES_WHILE_VERIFYING = 16;
 /** Idle TCP connections die silently behind NATs and proxies; pings find them. */
 const KEEPALIVE_INTERVAL_MS = 30_000;
 
 export interface WsChannelOptions {
-	jwtSecret: string;
-	/** How tokens are checked (`config.jwt`). */
-	jwt: JwtSettings;
+	/** The node's token verifier (the gateway's). */
+	verifier: TokenVerifier;
 	authTimeoutMs: number;
 }
 
@@ -114,6 +116,8 @@ export class WsChannel implements Channel {
 		}
 
 		let client: RealtimeClient | null = null;
+		/** Messages that came while the token was being verified; null before the auth message and after. */
+		let waiting: Array<ClientMessage | null> | null = null;
 		const refuse = (message: string) => {
 			send(ws, { type: "auth_error", message });
 			ws.close(WS_CLOSE.unauthorized, closeReason(message));
@@ -129,29 +133,37 @@ export class WsChannel implements Channel {
 			slot.release();
 		});
 
+		const handle = (message: ClientMessage | null) => {
+			if (!message) return requestError(ws, "expected a JSON object");
+			this.onClientMessage(ws, client!, message);
+		};
 		ws.on("message", (data, isBinary) => {
 			const message = parse(data, isBinary);
-			if (!client) {
-				clearTimeout(authTimer);
-				if (ws.readyState !== ws.OPEN) return;
-				if (message?.type !== "auth") return refuse('expected {"type":"auth","token":"..."} as the first message');
-				client = this.authenticate(ws, message.token, refuse);
-				if (client) unauthenticated.release();
-				return;
+			if (client) return handle(message);
+			if (waiting) {
+				if (waiting.length >= MAX_MESSAGES_WHILE_VERIFYING) return refuse("too many messages before authentication");
+				return void waiting.push(message);
 			}
-			if (!message) return requestError(ws, "expected a JSON object");
-			this.onClientMessage(ws, client, message);
+			clearTimeout(authTimer);
+			if (ws.readyState !== ws.OPEN) return;
+			if (message?.type !== "auth") return refuse('expected {"type":"auth","token":"..."} as the first message');
+			waiting = [];
+			authenticateListener(this.options.verifier, message.token).then(
+				session => {
+					// It may have left while its token was verified: its close has been seen, so it is not added.
+					if (ws.readyState !== ws.OPEN) return;
+					client = this.admit(ws, session);
+					unauthenticated.release();
+					const backlog = waiting ?? [];
+					waiting = null;
+					for (const queued of backlog) handle(queued);
+				},
+				(err: unknown) => refuse(err instanceof RealtimeAuthError ? err.message : "invalid token")
+			);
 		});
 	}
 
-	private authenticate(ws: WebSocket, token: unknown, refuse: (message: string) => void): RealtimeClient | null {
-		let session: RealtimeSession;
-		try {
-			session = authenticateListener(this.options.jwtSecret, token, this.options.jwt);
-		} catch (err) {
-			refuse(err instanceof RealtimeAuthError ? err.message : "invalid token");
-			return null;
-		}
+	private admit(ws: WebSocket, session: RealtimeSession): RealtimeClient {
 		const client: RealtimeClient = {
 			id: `ws-${randomUUID()}`,
 			channel: "ws",
