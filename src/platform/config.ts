@@ -146,6 +146,12 @@ export interface NodeSettings {
 	/** Unset: only HS256 tokens. */
 	oidc?: OidcSettings;
 	quotas: QuotaSettings;
+	/** This node also runs the reference agent in-process (LOCAL_AGENT; development default). */
+	localAgent: boolean;
+	/** Finished standalone tasks, and finished runs with their stage tasks, are removed after these many days. */
+	retention: { taskDays: number; runDays: number };
+	/** S3-compatible stores for the reference agent (the SDK reads the standard AWS_* variables itself). */
+	s3: { endpoint?: string; forcePathStyle: boolean };
 
 	broker: {
 		namespace: string;
@@ -389,6 +395,9 @@ export function loadConfig(env: Env = process.env, role: NodeRole = "server"): E
 		tls: tlsSettings(env),
 		oidc: oidcSettings(env),
 		quotas: { tasksPerHour: integer(env, "TASK_QUOTA_PER_HOUR", 0, 0), maxOpenTasks: integer(env, "MAX_OPEN_TASKS_PER_SUBJECT", 0, 0) },
+		localAgent: flag(env, "LOCAL_AGENT", !production),
+		retention: { taskDays: decimal(env, "TASK_RETENTION_DAYS", 7, 0.00001), runDays: decimal(env, "RUN_RETENTION_DAYS", 30, 0.00001) },
+		s3: { endpoint: text(env, "AWS_ENDPOINT_URL_S3"), forcePathStyle: flag(env, "S3_FORCE_PATH_STYLE", false) },
 		broker: {
 			namespace: text(env, "NAMESPACE") ?? "mcp",
 			nodeHeartbeatIntervalSec: integer(env, "NODE_HEARTBEAT_INTERVAL_SEC", 2, 1),
@@ -428,5 +437,7 @@ export const CONFIG_VARIABLES = [
 	"EGRESS_DENY", "EGRESS_ALLOW", "WEBHOOK_SECRET", "METRICS_TOKEN", "JWT_ROLES_CLAIM", "JWT_ISSUER", "JWT_AUDIENCE",
 	"TRANSPORTER_TOKEN", "TRANSPORTER_CREDS_FILE", "WS_MAX_UNAUTHENTICATED_PER_IP",
 	"TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE", "TRANSPORTER_TLS_CA_FILE", "TRANSPORTER_TLS_CERT_FILE", "TRANSPORTER_TLS_KEY_FILE",
-	"OUTBOUND_CA_FILE", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_ROLES_CLAIM", "TASK_QUOTA_PER_HOUR", "MAX_OPEN_TASKS_PER_SUBJECT"
+	"OUTBOUND_CA_FILE", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_ROLES_CLAIM", "TASK_QUOTA_PER_HOUR", "MAX_OPEN_TASKS_PER_SUBJECT",
+	"LOCAL_AGENT", "TASK_RETENTION_DAYS", "RUN_RETENTION_DAYS", "AWS_ENDPOINT_URL_S3", "S3_FORCE_PATH_STYLE",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_PROFILE"
 ] as const;
