@@ -10,7 +10,7 @@
  * with the key the registry handed it along (`delivery_key`), so no other process on the
  * transporter can make it work.
  */
-import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import { Errors, type Context, type Service, type ServiceBroker, type ServiceSchema } from "moleculer";
 import { nodeConfig } from "../src/platform/app-config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { verifyDelivery } from "../src/platform/trust";
@@ -32,9 +32,15 @@ export interface AgentOptions {
 	capabilities: string[];
 	/** Tasks this agent runs at once (registered as `resources.cpu`). */
 	concurrency?: number;
+	/** False: the service does not act as an agent on this node (it registers nothing and runs nothing). */
+	enabled?: boolean;
 }
 
+/** The options, or how to read them from the node's broker (its config is known only then). */
+export type AgentOptionsSource = AgentOptions | ((broker: ServiceBroker) => AgentOptions);
+
 export interface AgentThis extends Service<Record<string, any>> {
+	agentOptions: AgentOptions;
 	agentId?: string;
 	/** Its own token, and the key its deliveries are signed with: both from the registry. */
 	agentToken?: string;
@@ -45,15 +51,27 @@ export interface AgentThis extends Service<Record<string, any>> {
 	heartbeat(): Promise<void>;
 }
 
-export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
-	const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
-	const schema: Partial<TypedServiceSchema<AgentThis>> = {
+const concurrencyOf = (opts: AgentOptions) => Math.max(1, Math.floor(opts.concurrency ?? 1));
+
+export function agentMixin(source: AgentOptionsSource): Partial<ServiceSchema> {
+	const schema: Partial<TypedServiceSchema<AgentThis>> & { merged(this: AgentThis, schema: ServiceSchema): void } = {
+		/** The options are this node's: its bulkhead follows the concurrency, and a disabled agent offers no `execute`. */
+		merged(this: AgentThis, merged: ServiceSchema) {
+			const opts = typeof source === "function" ? source(this.broker) : source;
+			const actions = (merged.actions ?? {}) as Record<string, Record<string, unknown>>;
+			if (opts.enabled === false) delete actions.execute;
+			else {
+				const concurrency = concurrencyOf(opts);
+				actions.execute = { ...actions.execute, bulkhead: { enabled: true, concurrency, maxQueueSize: concurrency * 100 } };
+			}
+			merged.actions = actions as ServiceSchema["actions"];
+			this.agentOptions = opts;
+		},
 		actions: {
 			execute: {
 				// Reached by the dispatcher over the transporter, never through the REST gateway.
 				visibility: "public",
 				access: "delivery",
-				bulkhead: { enabled: true, concurrency, maxQueueSize: concurrency * 100 },
 				params: { task_id: "string", type: "string", payload: "object", timeout: "number", attempt: "number", signature: "string" },
 				async handler(this: AgentThis, ctx: Context<AgentTask & { signature: string }>) {
 					const { signature, ...task } = ctx.params;
@@ -75,10 +93,12 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 		},
 		methods: {
 			async registerAgent(this: AgentThis) {
+				const opts = this.agentOptions;
+				if (opts.enabled === false) return;
 				await this.broker.waitForServices(["agents"]);
 				const agent = await this.broker.call<RegisteredAgent, object>(
 					"agents.register",
-					{ name: opts.name, type: opts.type ?? "worker", capabilities: opts.capabilities, resources: { cpu: concurrency }, node_id: this.broker.nodeID, service: this.fullName },
+					{ name: opts.name, type: opts.type ?? "worker", capabilities: opts.capabilities, resources: { cpu: concurrencyOf(opts) }, node_id: this.broker.nodeID, service: this.fullName },
 					// Its own token (when it has one) keeps its registration; the API key alone starts a new one.
 					{ meta: { apiKey: nodeConfig(this.broker).secrets.apiKey, token: this.agentToken } }
 				);
@@ -88,6 +108,7 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 				this.logger.info({ agent_id: agent.id, capabilities: opts.capabilities }, "registered as an agent");
 			},
 			async heartbeat(this: AgentThis) {
+				if (this.agentOptions.enabled === false) return;
 				if (!this.agentId) return this.registerAgent();
 				try {
 					const answer = await this.broker.call<HeartbeatAnswer, { id: string }>("agents.heartbeat", { id: this.agentId }, { meta: { token: this.agentToken } });
@@ -103,6 +124,7 @@ export function agentMixin(opts: AgentOptions): Partial<ServiceSchema> {
 			}
 		},
 		started(this: AgentThis) {
+			if (this.agentOptions.enabled === false) return;
 			const interval = Math.max(200, Math.floor(nodeConfig(this.broker).heartbeatTimeoutMs / 3));
 			this.heartbeatTimer = setInterval(() => {
 				void this.heartbeat().catch(err => this.logger.debug({ err: (err as Error).message }, "heartbeat failed"));

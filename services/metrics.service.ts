@@ -30,6 +30,8 @@ import { MCP_METRIC, registerMcpMetrics } from "../src/platform/metrics/definiti
 import { PipelineFigures, type RunView } from "../src/platform/metrics/pipeline-figures";
 import { errorCodeLabel, TaskFigures, type TaskView } from "../src/platform/metrics/task-figures";
 import { applyMetricUpdates, type MetricUpdate } from "../src/platform/metrics/updates";
+import { TaskHistory } from "../src/platform/metrics/history";
+import { overview, type Overview, type QueueByCapability } from "../src/platform/metrics/overview";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { allAgents } from "../src/runtime/agent-directory";
 import { EVENTS, TASK_STATUSES, type AgentUpdatedEvent, type TaskStatus } from "../src/types";
@@ -41,6 +43,7 @@ const RECOUNT_RETRY_MS = 2_000;
 
 interface MetricsThis extends Service {
 	taskFigures: TaskFigures;
+	history: TaskHistory;
 	pipelineFigures: PipelineFigures;
 	agentFigures: AgentFigures;
 	agentsSeeded: boolean;
@@ -82,12 +85,31 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 		);
 	},
 
+	actions: {
+		/** The panel's Overview: counts now (from the stores), capacity by capability, and the last quarter hour of flow. */
+		overview: {
+			access: { level: "read" },
+			async handler(this: MetricsThis): Promise<Overview> {
+				const [totals, agents, queue] = await Promise.all([
+					Promise.all(TASK_STATUSES.map(status => this.broker.call<{ total: number }, object>("tasks.list", { status, limit: 1 }))),
+					allAgents(this.broker),
+					this.broker.call<QueueByCapability>("tasks.queue")
+				]);
+				const byStatus = Object.fromEntries(TASK_STATUSES.map((status, i) => [status, totals[i].total])) as Record<TaskStatus, number>;
+				return overview(byStatus, agents, queue, this.pipelineFigures.successRatio(), this.history.points());
+			}
+		}
+	},
+
 	events: {
 		[EVENTS.taskUpdated](this: MetricsThis, ctx: Context<{ task?: TaskView }>) {
 			const task = ctx.params?.task;
 			if (!task?.task_id || !task.status) return;
 			const updates = this.taskFigures.onTaskUpdated(task);
-			if (updates.length) this.gaugesStale = true;
+			if (updates.length) {
+				this.gaugesStale = true;
+				if (task.status === "completed" || task.status === "failed") this.history.ended(task.status);
+			}
 			this.apply(updates);
 		},
 		[EVENTS.pipelineProgress](this: MetricsThis, ctx: Context<{ run?: RunView }>) {
@@ -137,6 +159,7 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 		},
 
 		writeGauges(this: MetricsThis) {
+			this.history.queueDepth(this.taskFigures.count("pending") + this.taskFigures.count("retrying"));
 			if (!this.gaugesStale) return;
 			this.gaugesStale = false;
 			this.apply([...this.taskFigures.gauges(), ...this.agentFigures.gauges()]);
@@ -163,6 +186,7 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 
 	created(this: MetricsThis) {
 		this.taskFigures = new TaskFigures();
+		this.history = new TaskHistory();
 		this.pipelineFigures = new PipelineFigures();
 		this.agentFigures = new AgentFigures();
 		this.agentsSeeded = false;

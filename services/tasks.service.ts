@@ -9,6 +9,7 @@
  */
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
+import { taskOperationsMixin } from "../mixins/task-operations.mixin";
 import { taskErrorEvent } from "../src/domain/tasks/events";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
 import { appConfig } from "../src/platform/app-config";
@@ -24,8 +25,8 @@ import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
 import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
 import { COLLECTIONS } from "../src/storage/collections";
-import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
-import { EVENTS, PRIORITIES, TASK_STATUSES, type AgentUpdatedEvent, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
+import { DuplicateKeyError } from "../src/storage/entity-store";
+import { EVENTS, PRIORITIES, type AgentUpdatedEvent, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
 
 /** `taskId`, `createdBy` and `managers` come from the pipeline engine only (a trusted node's own call). */
 type Meta = { idempotencyKey?: string; forwarded?: boolean; taskId?: string; createdBy?: string | null; managers?: string[] };
@@ -48,7 +49,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 
 const TasksService: TypedServiceSchema<TasksThis> = {
 	name: "tasks",
-	mixins: [storageMixin(COLLECTIONS.tasks)],
+	mixins: [storageMixin(COLLECTIONS.tasks), taskOperationsMixin],
 
 	actions: {
 		create: {
@@ -98,28 +99,6 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			params: { id: "string" },
 			async handler(this: TasksThis, ctx: Context<{ id: string }>) {
 				return toWire(await this.runtime.actor.load(ctx.params.id));
-			}
-		},
-
-		list: {
-			access: { level: "read" },
-			params: {
-				status: { type: "enum", values: [...TASK_STATUSES], optional: true },
-				pipeline_id: { type: "string", optional: true },
-				run_id: { type: "string", optional: true },
-				agent_id: { type: "string", optional: true },
-				limit: { type: "number", integer: true, min: 1, max: 1000, default: 100, convert: true },
-				offset: { type: "number", integer: true, min: 0, default: 0, convert: true }
-			},
-			async handler(this: TasksThis, ctx: Context<{ status?: TaskStatus; pipeline_id?: string; run_id?: string; agent_id?: string; limit: number; offset: number }>) {
-				const { status, pipeline_id, run_id, agent_id, limit, offset } = ctx.params;
-				const filter: Filter = {};
-				if (status) filter.status = status;
-				if (pipeline_id) filter.pipeline_id = pipeline_id;
-				if (run_id) filter.run_id = run_id;
-				if (agent_id) filter.assigned_agent = agent_id;
-				const [tasks, total] = await Promise.all([this.store.find({ filter, sort: [["created_at", -1]], limit, offset }), this.store.count(filter)]);
-				return { tasks: tasks.map(toWire), total, limit, offset };
 			}
 		},
 

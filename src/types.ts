@@ -346,6 +346,9 @@ export interface ErrorMessage {
 
 export type ClusterMessage = TaskUpdateMessage | AgentUpdateMessage | PipelineProgressMessage | ErrorMessage;
 
+/** What a client receives: the message, numbered by the gateway node that sent it (1, 2, 3 …), so a gap shows a loss. */
+export type NumberedMessage = ClusterMessage & { seq: number };
+
 /** `agent.updated` event payload: the agent after the change. */
 export interface AgentUpdatedEvent {
 	agent: Agent;

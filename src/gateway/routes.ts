@@ -30,7 +30,10 @@ export const REST_ROUTES: RestRoute[] = [
 
 	{ method: "POST", path: "/tasks", action: "tasks.create", status: 201, location: t => `/api/v1/tasks/${t.task_id}` },
 	{ method: "GET", path: "/tasks", action: "tasks.list" },
+	{ method: "POST", path: "/tasks/bulk", action: "tasks.bulk" },
 	{ method: "GET", path: "/tasks/:id", action: "tasks.get" },
+	{ method: "GET", path: "/tasks/:id/explain", action: "tasks.explain" },
+	{ method: "POST", path: "/tasks/:id/retry", action: "tasks.retry" },
 	{ method: "POST", path: "/tasks/:id/cancel", action: "tasks.cancel" },
 	{ method: "POST", path: "/tasks/:id/progress", action: "tasks.progress", audit: false },
 	{ method: "POST", path: "/tasks/:id/complete", action: "tasks.complete" },
@@ -45,5 +48,7 @@ export const REST_ROUTES: RestRoute[] = [
 	{ method: "POST", path: "/pipelines/:id/runs/:run_id/cancel", action: "pipelines.cancelRun" },
 	{ method: "POST", path: "/pipelines/:id/runs/:run_id/retry", action: "pipelines.retryRun", status: 202, location: r => `/api/v1/pipelines/${r.pipeline_id}/runs/${r.run_id}` },
 
-	{ method: "GET", path: "/audit", action: "audit.list" }
+	{ method: "GET", path: "/audit", action: "audit.list" },
+
+	{ method: "GET", path: "/overview", action: "metrics.overview" }
 ];

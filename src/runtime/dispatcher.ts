@@ -24,6 +24,18 @@ export interface DispatcherHost {
 
 const LOAD_FLUSH_MS = 250;
 
+/** A queued task as the dispatch policy sees it. */
+export function asDispatchTask(t: Task): DispatchTask {
+	return {
+		task_id: t.task_id,
+		type: t.type,
+		priority: t.priority,
+		required_capabilities: t.required_capabilities,
+		created_at: t.created_at,
+		not_before: t.next_attempt_at ? Date.parse(t.next_attempt_at) : null
+	};
+}
+
 export class Dispatcher {
 	readonly agents = new Map<string, Agent>();
 	private scheduled = false;
@@ -33,6 +45,10 @@ export class Dispatcher {
 	private flushTimer?: NodeJS.Timeout;
 
 	constructor(private readonly host: DispatcherHost) {}
+
+	get maxConcurrentTasks(): number {
+		return this.host.maxConcurrentTasks;
+	}
 
 	start(): void {
 		this.flushTimer = setInterval(() => this.flushLoad(), LOAD_FLUSH_MS);
@@ -66,7 +82,7 @@ export class Dispatcher {
 	}
 
 	/** The agents as the policy sees them: running counts are ours counted live plus other core nodes' as they last reported them. */
-	policyAgents(now: number): DispatchAgent[] {
+	policyAgents(now: number): Array<Agent & DispatchAgent> {
 		const running = this.runningByAgent();
 		return [...this.agents.values()].map(a => ({
 			...a,
@@ -75,21 +91,20 @@ export class Dispatcher {
 		}));
 	}
 
+	/** Running tasks this node drives: the cluster's count as far as the MAX_CONCURRENT_TASKS check goes. */
+	runningTotal(): number {
+		let running = 0;
+		for (const t of this.host.liveTasks()) if (t.status === "running") running++;
+		return running;
+	}
+
 	private async pass(): Promise<void> {
 		const now = Date.now();
 		const queued: DispatchTask[] = [];
 		let runningTotal = 0;
 		for (const t of this.host.liveTasks()) {
 			if (t.status === "running") runningTotal++;
-			else if (t.status === "pending" || t.status === "retrying")
-				queued.push({
-					task_id: t.task_id,
-					type: t.type,
-					priority: t.priority,
-					required_capabilities: t.required_capabilities,
-					created_at: t.created_at,
-					not_before: t.next_attempt_at ? Date.parse(t.next_attempt_at) : null
-				});
+			else if (t.status === "pending" || t.status === "retrying") queued.push(asDispatchTask(t));
 		}
 		if (!queued.length) return;
 		const agents = this.policyAgents(now).filter(a => acceptsWork(a.status));

@@ -22,7 +22,7 @@ export type StoredTask = TaskRecord & { version: number; owner_node: string };
 
 /** The public shape: internals dropped. */
 export function taskToWire(task: StoredTask): Task {
-	const { version: _version, owner_node: _owner, managers: _managers, ...wire } = task;
+	const { version: _version, owner_node: _owner, managers: _managers, attempt_offset: _offset, ...wire } = task;
 	return { ...wire, created_by: wire.created_by ?? null };
 }
 

@@ -15,10 +15,10 @@ export const COLLECTIONS = {
 		name: "tasks",
 		idField: "task_id",
 		queryable: {
-			status: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
+			status: "string", type: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
 			priority: "string", created_at: "string", version: "number", owner_node: "string"
 		},
-		indexes: [["status", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"]]
+		indexes: [["status", "created_at"], ["type", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"]]
 	},
 	pipelines: {
 		name: "pipelines",

@@ -17,7 +17,7 @@ const ROOT = path.resolve(__dirname, "../..");
 const COMPOSE_FILE = path.join(ROOT, "docker-compose.yml");
 const SECRETS = { JWT_SECRET: "compose-test-jwt-secret", API_KEY: "compose-test-api-key", WEBHOOK_SECRET: "compose-test-webhook-secret", NATS_TOKEN: "compose-test-nats-token" };
 /** The services of the design (services/<name>.service.ts), some still being written. */
-const SERVICE_NAMES = ["api", "auth", "agents", "tasks", "pipelines", "realtime", "audit", "metrics"];
+const SERVICE_NAMES = ["api", "auth", "agents", "tasks", "pipelines", "realtime", "audit", "metrics", "local-agent"];
 
 // js-yaml comes with jest (through istanbul); the file is ours, so a plain load is fine.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

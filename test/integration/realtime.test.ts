@@ -233,19 +233,22 @@ describe("real-time events", () => {
 				const events = received();
 				expect(events.map(m => m.type)).toEqual(["task_update", "task_update", "task_update", "pipeline_progress", "error", "agent_update"]);
 				expect(events.slice(0, 3).map(m => (m as { progress: number }).progress)).toEqual([0.1, 0.2, 0.3]);
+				// Numbered by this gateway node, one after another: a listener of everything sees no gap.
+				const seqs = events.map(m => (m as unknown as { seq: number }).seq);
+				expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
 				expect(events[0]).toEqual({
 					type: "task_update", task_id: task.task_id, pipeline_id: "pipe-1", run_id: "run-1", assigned_agent: "agent-z",
-					status: "running", progress: 0.1, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/)
+					status: "running", progress: 0.1, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/), seq: expect.any(Number)
 				});
 				expect(events[3]).toEqual({
 					type: "pipeline_progress", pipeline_id: "pipe-1", run_id: "run-1", status: "running", current_stage: 1,
-					completed_stages: [0], progress: 0.5, timestamp: expect.any(String)
+					completed_stages: [0], progress: 0.5, timestamp: expect.any(String), seq: expect.any(Number)
 				});
 				expect(events[4]).toEqual({
 					type: "error", task_id: task.task_id, error: "Task execution failed",
-					details: { code: "EXECUTION_ERROR", message: "Invalid input data format" }, timestamp: expect.any(String)
+					details: { code: "EXECUTION_ERROR", message: "Invalid input data format" }, timestamp: expect.any(String), seq: expect.any(Number)
 				});
-				expect(events[5]).toEqual({ type: "agent_update", agent_id: agent.id, status: "active", current_load: 0, timestamp: expect.any(String) });
+				expect(events[5]).toEqual({ type: "agent_update", agent_id: agent.id, status: "active", current_load: 0, timestamp: expect.any(String), seq: expect.any(Number) });
 			}
 		});
 
@@ -255,7 +258,7 @@ describe("real-time events", () => {
 			const res = await request(server.url, "POST", `/api/v1/agents/${agent.id}/heartbeat`, { token: agent.token, body: { status: "busy", current_load: 0.75 } });
 			expect(res.status).toBe(200);
 			await waitFor(async () => io.received.length > 0);
-			expect(io.received).toEqual([{ type: "agent_update", agent_id: agent.id, status: "busy", current_load: 0.75, timestamp: expect.any(String) }]);
+			expect(io.received).toEqual([{ type: "agent_update", agent_id: agent.id, status: "busy", current_load: 0.75, timestamp: expect.any(String), seq: expect.any(Number) }]);
 		});
 
 		test("a malformed event payload is dropped, not relayed half-filled", async () => {

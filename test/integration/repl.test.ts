@@ -26,7 +26,7 @@ const stripAnsi = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
 /** Only what the test means: no TRANSPORTER, DATABASE_URL, MONGODB_URI or REDIS_URL leaks in from the shell. */
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 	const home = tempDir("mcp-repl-home-");
-	return { PATH: process.env.PATH, HOME: home, DATA_DIR: tempDir("mcp-repl-data-"), SERVER_PORT: "0", LOG_LEVEL: "warn", ...extra };
+	return { PATH: process.env.PATH, HOME: home, DATA_DIR: tempDir("mcp-repl-data-"), SERVER_PORT: "0", LOG_LEVEL: "warn", LOCAL_AGENT: "false", ...extra };
 }
 
 beforeAll(() => {

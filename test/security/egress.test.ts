@@ -11,7 +11,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError, loadConfig, PRODUCTION_EGRESS_DENY } from "../../src/platform/config";
 import { EgressDeniedError, EgressPolicy, failureDetail, mappedIPv4, problemOf, redactUrl, type Lookup } from "../../src/runtime/egress";
-import { forEachBounded } from "../../src/runtime/health-checks";
+import { forEachBounded } from "../../src/runtime/bounded";
 import { signBody, verifySignature } from "../../src/runtime/notifications";
 import { TEST_SECRETS } from "../support/broker";
 import { client, waitFor } from "../support/http";

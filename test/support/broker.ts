@@ -18,6 +18,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): AppCon
 		DATA_DIR: tempDir(),
 		LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
 		SERVER_PORT: "0",
+		// A test's agents are its own: no reference agent in the server's process unless a test asks for one.
+		LOCAL_AGENT: "false",
 		...TEST_SECRETS,
 		...env
 	}));

@@ -114,6 +114,7 @@ export function startNode(name: string, env: Record<string, string>): ManagedPro
 		SERVICEDIR: "dist/services",
 		NODE_ID: name,
 		LOG_LEVEL: "warn",
+		LOCAL_AGENT: "false",
 		...env
 	});
 }

@@ -91,6 +91,7 @@ const EVENTS: { [K in EventType]: Extract<TaskEvent, { type: K }> } = {
 	timeout: { type: "timeout", attempt: 1 },
 	"retry-due": { type: "retry-due" },
 	cancel: { type: "cancel" },
+	retry: { type: "retry" },
 	"agent-lost": { type: "agent-lost", agentId: "agent-a", reason: "went offline" },
 	requeue: { type: "requeue", agentId: "agent-a", reason: "was unreachable (no route)", delayMs: 5000, undoAttempt: true }
 };
@@ -143,6 +144,25 @@ const claimedAs = (attempt: number, logs: Task["logs"]): TaskDecision => ({
 		{ type: "arm-attempt-timer", attempt, at: NOW_MS + 60_000 },
 		{ type: "deliver", agentId: "agent-b", attempt }
 	]
+});
+
+/** A failed or cancelled task back to pending by a retry: its retries count anew from the attempts it spent. */
+const retried = (from: Task): TaskDecision => ({
+	change: {
+		status: "pending",
+		attempt_offset: from.attempt,
+		assigned_agent: null,
+		progress: 0,
+		error: null,
+		result: null,
+		finished_at: null,
+		next_attempt_at: null,
+		logs: logsPlus(from, "info", `Retried: runs again after ${from.attempt} attempt(s), with 2 retries anew`)
+	},
+	effects: [ANNOUNCE, DISPATCH]
+});
+const notRetryable = (status: TaskStatus): TaskDecision => ({
+	reject: { code: "CONFLICT", message: `Only a failed or cancelled task can be retried; this one is ${status}`, details: { status } }
 });
 
 const OUTCOMES: { [K in EventType]: Record<TaskStatus, TaskDecision> } = {
@@ -206,6 +226,14 @@ const OUTCOMES: { [K in EventType]: Record<TaskStatus, TaskDecision> } = {
 		retrying: none(),
 		cancelled: none()
 	},
+	retry: {
+		pending: notRetryable("pending"),
+		running: notRetryable("running"),
+		completed: notRetryable("completed"),
+		failed: retried(TASKS.failed),
+		retrying: notRetryable("retrying"),
+		cancelled: retried(TASKS.cancelled)
+	},
 	"retry-due": {
 		pending: none(DISPATCH),
 		running: none(),
@@ -250,7 +278,7 @@ const OUTCOMES: { [K in EventType]: Record<TaskStatus, TaskDecision> } = {
 	}
 };
 
-const EVENT_TYPES: EventType[] = ["claim", "start", "progress", "complete", "fail", "timeout", "retry-due", "cancel", "agent-lost", "requeue"];
+const EVENT_TYPES: EventType[] = ["claim", "start", "progress", "complete", "fail", "timeout", "retry-due", "cancel", "retry", "agent-lost", "requeue"];
 const CELLS = EVENT_TYPES.flatMap(event => TASK_STATUSES.map(status => ({ event, status, expected: OUTCOMES[event][status] })));
 
 describe("decideTask: every event in every status", () => {
@@ -258,7 +286,7 @@ describe("decideTask: every event in every status", () => {
 		expect(Object.keys(OUTCOMES).sort()).toEqual([...EVENT_TYPES].sort());
 		expect(Object.keys(EVENTS).sort()).toEqual([...EVENT_TYPES].sort());
 		for (const event of EVENT_TYPES) expect(Object.keys(OUTCOMES[event]).sort()).toEqual([...TASK_STATUSES].sort());
-		expect(CELLS).toHaveLength(60);
+		expect(CELLS).toHaveLength(66);
 	});
 
 	test.each(CELLS)("$event on a $status task", ({ event, status, expected }) => {

@@ -20,7 +20,10 @@ const LEGAL: Array<[TaskStatus, TaskStatus]> = [
 	["running", "cancelled"],
 	["retrying", "running"],
 	["retrying", "pending"],
-	["retrying", "cancelled"]
+	["retrying", "cancelled"],
+	// Only by an explicit retry (POST /tasks/{id}/retry).
+	["failed", "pending"],
+	["cancelled", "pending"]
 ];
 
 const isLegal = (from: TaskStatus, to: TaskStatus) => LEGAL.some(([f, t]) => f === from && t === to);
@@ -38,7 +41,7 @@ describe("canTransition", () => {
 
 	it("covers every pair of statuses exactly once", () => {
 		expect(LEGAL.length + ILLEGAL.length).toBe(TASK_STATUSES.length ** 2);
-		expect(ILLEGAL.length).toBe(26);
+		expect(ILLEGAL.length).toBe(24);
 	});
 
 	it("refuses the tempting shortcuts", () => {
@@ -100,10 +103,11 @@ describe("terminal statuses", () => {
 		expect(isTerminal("retrying")).toBe(false);
 	});
 
-	it("have no way out, and every other status has one", () => {
+	it("have no way out but an explicit retry (back to pending; never for a completed task), and every other status has one", () => {
 		for (const from of TASK_STATUSES) {
 			const exits = TASK_STATUSES.filter(to => canTransition(from, to));
-			if (isTerminal(from)) expect(exits).toEqual([]);
+			if (from === "completed") expect(exits).toEqual([]);
+			else if (isTerminal(from)) expect(exits).toEqual(["pending"]);
 			else expect(exits.length).toBeGreaterThan(0);
 		}
 	});

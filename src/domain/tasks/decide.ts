@@ -33,6 +33,8 @@ export type TaskEvent =
 	| { type: "retry-due" }
 	/** `by` must be its creator, an admin, or one of its pipeline's managers. */
 	| { type: "cancel"; by?: Principal }
+	/** A failed or cancelled task runs again, with its retries anew. Who may: as for cancel. Not a stage task: its run is retried instead. */
+	| { type: "retry"; by?: Principal }
 	/** Its agent went offline, was removed, or its node left. */
 	| { type: "agent-lost"; agentId: string; reason: string }
 	/** The agent could not be reached at all: back to the queue after `delayMs`, the attempt not counted when it never got there. */
@@ -55,8 +57,11 @@ export type TaskEffect =
 
 export type TaskDecision = Decision<TaskRecord, TaskEffect>;
 
-/** A task as its rules see it: the wire task, and who besides its creator may manage it (a stage task: its pipeline's managers). */
-export type TaskRecord = Task & { managers?: string[] };
+/**
+ * A task as its rules see it: the wire task, who besides its creator may manage it (a stage task:
+ * its pipeline's managers), and the attempts spent before its last retry (its retries count from there).
+ */
+export type TaskRecord = Task & { managers?: string[]; attempt_offset?: number };
 
 export interface TaskContext {
 	now: Date;
@@ -121,13 +126,13 @@ export function newTask(input: NewTaskInput, now: Date): { task: TaskRecord; eff
 }
 
 /** A status change the state machine allows, else 409 naming both ends. */
-function move(task: Task, to: TaskStatus, fields: Partial<Task>, effects: TaskEffect[]): TaskDecision {
+function move(task: TaskRecord, to: TaskStatus, fields: Partial<TaskRecord>, effects: TaskEffect[]): TaskDecision {
 	if (!canTransition(task.status, to))
 		return reject("CONFLICT", `Task cannot go from '${task.status}' to '${to}'`, { from: task.status, to });
 	return change({ ...fields, status: to }, effects);
 }
 
-function notRunning(task: Task): TaskDecision {
+function notRunning(task: TaskRecord): TaskDecision {
 	return reject("CONFLICT", `Task is ${task.status}, not running`, { status: task.status });
 }
 
@@ -141,7 +146,7 @@ function attemptEnded(agentId: string | null): TaskEffect[] {
  * callback token's own attempt when it is over); a result the runtime delivers for an earlier
  * attempt is dropped without a word.
  */
-function reportOn(task: Task, event: { attempt?: number; by?: Principal }): TaskDecision | "current" {
+function reportOn(task: TaskRecord, event: { attempt?: number; by?: Principal }): TaskDecision | "current" {
 	if (event.by && !mayReportOnTask(event.by, task.task_id, task.assigned_agent)) return reject("FORBIDDEN", "Not this agent's task");
 	if (event.attempt === undefined) {
 		if (task.status !== "running") return notRunning(task);
@@ -153,10 +158,10 @@ function reportOn(task: Task, event: { attempt?: number; by?: Principal }): Task
 	return task.status === "running" && task.attempt === event.attempt ? "current" : noChange();
 }
 
-function finishWithFailure(task: Task, failure: TaskFailure, ctx: TaskContext): TaskDecision {
+function finishWithFailure(task: TaskRecord, failure: TaskFailure, ctx: TaskContext): TaskDecision {
 	const attempt = task.attempt;
 	const ended = [...attemptEnded(task.assigned_agent), { type: "announce-failure", failure } as const];
-	if (afterAttemptFailure(task, failure.retryable) === "failed")
+	if (afterAttemptFailure({ attempt: attempt - (task.attempt_offset ?? 0), retry_count: task.retry_count }, failure.retryable) === "failed")
 		return move(task, "failed", {
 			error: failure.message,
 			finished_at: ctx.now.toISOString(),
@@ -171,7 +176,7 @@ function finishWithFailure(task: Task, failure: TaskFailure, ctx: TaskContext): 
 	}, [...ended, { type: "arm-retry-timer", at }, { type: "dispatch" }]);
 }
 
-function backToQueue(task: Task, agentId: string, reason: string, ctx: TaskContext, delayMs = 0, undoAttempt = false): TaskDecision {
+function backToQueue(task: TaskRecord, agentId: string, reason: string, ctx: TaskContext, delayMs = 0, undoAttempt = false): TaskDecision {
 	if (task.status !== "running" || task.assigned_agent !== agentId) return noChange();
 	const at = ctx.now.getTime() + delayMs;
 	return move(task, "pending", {
@@ -244,6 +249,24 @@ export function decideTask(task: TaskRecord, event: TaskEvent, ctx: TaskContext)
 				{ type: "clear-timers" },
 				{ type: "dispatch" }
 			]);
+		case "retry": {
+			if (event.by && !mayManage(event.by, task.created_by, task.managers))
+				return reject("FORBIDDEN", "Only the task's creator, an admin or its pipeline's managers may retry it");
+			if (task.run_id !== null && task.stage !== null)
+				return reject("CONFLICT", "A stage task runs again when its run is retried", { run_id: task.run_id, pipeline_id: task.pipeline_id });
+			if (task.status !== "failed" && task.status !== "cancelled")
+				return reject("CONFLICT", `Only a failed or cancelled task can be retried; this one is ${task.status}`, { status: task.status });
+			return move(task, "pending", {
+				attempt_offset: task.attempt,
+				assigned_agent: null,
+				progress: 0,
+				error: null,
+				result: null,
+				finished_at: null,
+				next_attempt_at: null,
+				logs: withLog(task, "info", `Retried${event.by ? ` by ${event.by.sub}` : ""}: runs again after ${task.attempt} attempt(s), with ${task.retry_count} retries anew`, ctx.now)
+			}, [{ type: "announce" }, { type: "dispatch" }]);
+		}
 		case "agent-lost":
 			return backToQueue(task, event.agentId, event.reason, ctx);
 		case "requeue":

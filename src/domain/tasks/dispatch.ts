@@ -110,6 +110,50 @@ export function canTake(agent: DispatchAgent, task: Pick<DispatchTask, "type" | 
 	return isOpenForWork(agent) && hasCapabilitiesFor(new Set(agent.capabilities), task);
 }
 
+/** Why the policy passes an agent over for a task (the same tests `canTake` and `planDispatch` make). */
+export type PassOverReason = "missing_capability" | "at_concurrency" | "draining" | "offline" | "not_active" | "breaker_open" | "cluster_limit" | "backoff";
+
+export interface AgentVerdict {
+	agent_id: string;
+	eligible: boolean;
+	reasons: PassOverReason[];
+	/** What the task needs that the agent lacks (its type counts unless the agent takes `task-execution`). */
+	missing_capabilities: string[];
+}
+
+export interface WaitExplanation {
+	/** Reasons that hold for every agent: the cluster is full, or the task is in its backoff. */
+	reasons: PassOverReason[];
+	agents: AgentVerdict[];
+}
+
+/**
+ * Why a queued task waits: for each agent, every rule of the policy it fails. An agent with no
+ * reason could take the task now (it waits only for the next pass, or for a task ahead of it).
+ */
+export function explainWait(task: DispatchTask, input: Omit<DispatchInput, "tasks">): WaitExplanation {
+	const reasons: PassOverReason[] = [];
+	if (input.runningTotal >= input.maxConcurrentTasks) reasons.push("cluster_limit");
+	if (task.not_before != null && task.not_before > input.now) reasons.push("backoff");
+	const agents = input.agents.map((agent): AgentVerdict => {
+		const capabilities = new Set(agent.capabilities);
+		const missing = [
+			...(capabilities.has(task.type) || capabilities.has(GENERIC_CAPABILITY) ? [] : [task.type]),
+			...task.required_capabilities.filter(capability => !capabilities.has(capability))
+		];
+		const own: PassOverReason[] = [];
+		if (missing.length) own.push("missing_capability");
+		if (agent.status === "offline") own.push("offline");
+		else if (agent.status === "draining") own.push("draining");
+		else if (!acceptsWork(agent.status)) own.push("not_active");
+		if (agent.skip) own.push("breaker_open");
+		if (agent.running_tasks >= agentConcurrency(agent)) own.push("at_concurrency");
+		const all = [...own, ...reasons];
+		return { agent_id: agent.id, eligible: all.length === 0, reasons: all, missing_capabilities: missing };
+	});
+	return { reasons, agents };
+}
+
 /**
  * Plans a whole batch of assignments in queue order, counting each assignment against its agent's
  * concurrency and the cluster cap as it goes. A task no agent can take now is passed over, so it

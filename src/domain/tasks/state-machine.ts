@@ -11,8 +11,9 @@ const NEXT_STATUSES: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
 	// No retrying → failed: a task fails only at the end of an attempt, so its error is that attempt's.
 	retrying: ["running", "pending", "cancelled"],
 	completed: [],
-	failed: [],
-	cancelled: []
+	// Back to pending only by an explicit retry (POST /tasks/{id}/retry): it runs again with a fresh set of retries.
+	failed: ["pending"],
+	cancelled: ["pending"]
 };
 
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];

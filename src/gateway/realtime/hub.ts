@@ -4,7 +4,7 @@
  * yet), who gets which event, and dropping clients that cannot keep up. Knows nothing of sockets;
  * each channel adapts its connections to `RealtimeClient`.
  */
-import type { ClusterMessage } from "../../types";
+import type { ClusterMessage, NumberedMessage } from "../../types";
 import { isVisibleTo, type RealtimeSession } from "./access";
 import type { Subscriptions } from "./subscriptions";
 
@@ -76,6 +76,7 @@ export function peerAddress(remoteAddress: string | undefined): string {
 
 export class RealtimeHub {
 	private openConnections = 0;
+	private sequence = 0;
 	/** Address → connections from it that have not authenticated yet. */
 	private readonly unauthenticated = new Map<string, number>();
 	private readonly clients = new Map<string, RealtimeClient>();
@@ -150,7 +151,10 @@ export class RealtimeHub {
 	}
 
 	/** Relays one event to every client allowed and subscribed to it; returns how many got it. */
-	publish(message: ClusterMessage): number {
+	publish(event: ClusterMessage): number {
+		// Every event this node relays gets the next number, whether or not a client wants it: a client
+		// that follows everything sees a gap exactly when it lost something (a restart starts again at 1).
+		const message: NumberedMessage = { ...event, seq: ++this.sequence };
 		const serialized = JSON.stringify(message);
 		const size = Buffer.byteLength(serialized);
 		const byChannel = new Map<ChannelName, RealtimeClient[]>();
