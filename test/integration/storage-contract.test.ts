@@ -108,6 +108,18 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		await store.remove("item-50");
 	});
 
+	test("keys that escape to one another's stored form keep their own values, in either order", async () => {
+		const clash = { "a.b": 1, "a%2Eb": 2, "$x": 3, "%24x": 4, "%": 5, "%25": 6, deep: [{ "%2Eb": 7, ".b": 8 }] };
+		const reversed = Object.fromEntries(Object.entries(clash).reverse());
+		await store.insert(item(51, { nested: clash as never }));
+		await store.insert(item(52, { nested: reversed as never }));
+		expect((await store.get("item-51"))!.nested).toEqual(clash);
+		expect((await store.get("item-52"))!.nested).toEqual(reversed);
+		await store.update("item-51", { nested: reversed as never });
+		expect((await store.get("item-51"))!.nested).toEqual(clash);
+		await store.removeMany({ rank: { $in: [51, 52] } });
+	});
+
 	test("filters on undeclared fields are refused", async () => {
 		await expect(store.find({ filter: { tags: "x" } })).rejects.toThrow(/not queryable/);
 	});
