@@ -120,6 +120,19 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		await store.removeMany({ rank: { $in: [51, 52] } });
 	});
 
+	test("arrays nested 30 deep (within what the API takes) are stored, updated and read back at once, shape intact", async () => {
+		let deep: unknown = [1, { "a.b": [[]] }];
+		for (let i = 0; i < 30; i++) deep = i % 3 ? [deep] : [{ x: deep }, []];
+		const started = Date.now();
+		await store.insert(item(53, { nested: { a: 1, list: deep } as never, tags: ["top", "level"] }));
+		await store.update("item-53", { status: "moved", nested: { a: 2, list: deep } as never });
+		const got = (await store.get("item-53"))!;
+		expect(Date.now() - started).toBeLessThan(2000);
+		expect(got).toEqual({ ...item(53), status: "moved", nested: { a: 2, list: deep }, tags: ["top", "level"] });
+		expect((await store.find({ filter: { rank: 53 } }))[0]).toEqual(got);
+		await store.remove("item-53");
+	});
+
 	test("filters on undeclared fields are refused", async () => {
 		await expect(store.find({ filter: { tags: "x" } })).rejects.toThrow(/not queryable/);
 	});
