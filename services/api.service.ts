@@ -27,6 +27,8 @@ type Req = IncomingMessage & {
 	/** moleculer-web copies alias object fields onto the alias: ours carry their `RestRoute`. */
 	$alias?: { restRoute?: RestRoute };
 	$params?: Record<string, unknown>;
+	/** The parsed JSON body (body-parser). */
+	body?: unknown;
 	$route?: RestRoute;
 	/** Counted against the anonymous rate limit before routing. */
 	$counted?: boolean;
@@ -65,6 +67,19 @@ function clientIp(req: Req): string {
 /** The request's path without its query string: what audit records and log lines keep (a query may hold a secret). */
 function pathOf(req: Req): string {
 	return (req.originalUrl ?? req.url ?? "").split("?")[0];
+}
+
+/**
+ * moleculer-web merges the body into the params with `Object.assign`, which turns an own `__proto__`
+ * key into the params' prototype: the key vanished before the payload check could refuse it, and its
+ * fields were inherited (a body of only `{"__proto__":{"type":"x"}}` passed as a task of type x).
+ * Put it back as the plain own key it was, for the payload check (payload-guard.ts) to refuse: 422.
+ */
+function keepProtoKey(params: Record<string, unknown>, body: unknown): void {
+	if (!body || typeof body !== "object" || Array.isArray(body) || !Object.hasOwn(body, "__proto__")) return;
+	Object.setPrototypeOf(params, Object.prototype);
+	const { value } = Object.getOwnPropertyDescriptor(body, "__proto__")!;
+	Object.defineProperty(params, "__proto__", { value, enumerable: true, configurable: true, writable: true });
 }
 
 /** Target of an audited call: the path id, else the id of what it created. */
@@ -267,6 +282,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				onBeforeCall(_ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
 					// An empty body must still give `params = {}`, and path params win over body fields.
 					req.$params = req.$params ?? {};
+					keepProtoKey(req.$params, req.body);
 				},
 				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res, data: unknown) {
 					const rule = req.$route;
