@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { agentTokenRegistration, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
@@ -71,7 +71,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 	actions: {
 		register: {
-			access: { level: "operate", apiKey: true },
+			// An agent's own token too: it keeps its registration (see `agentTokenRegistration`).
+			access: { level: "operate", apiKey: true, agent: true },
 			params: {
 				name: { type: "string", min: 1, max: 200, trim: true },
 				type: { type: "enum", values: [...AGENT_TYPES] },
@@ -98,7 +99,10 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				// One registration at a time per node, so the MAX_AGENTS count cannot be raced past locally.
 				const agent = await this.actor.exclusive("$registrations", async () => {
 					const context = async () => ({ id, by, now: new Date(), storedAgents: await this.store.count(), maxAgents: this.config.maxAgents });
+					const refusal = (current: StoredAgent | null) => agentTokenRegistration(by, current, id);
 					if (!(await this.store.get(id))) {
+						const refused = refusal(null);
+						if (refused) throw new ApiError(refused.code, refused.message);
 						const decided = decideRegistration(null, ctx.params, await context());
 						if ("reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message, decided.reject.details);
 						try {
@@ -110,6 +114,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					}
 					const known = await context();
 					const { entity } = await this.actor.change(id, current => {
+						const refused = refusal(current);
+						if (refused) return { reject: refused };
 						const decided = decideRegistration(current, ctx.params, known);
 						return "reject" in decided ? decided : { change: decided.record, effects: [] };
 					});
