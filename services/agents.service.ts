@@ -8,10 +8,11 @@ import { createHash } from "node:crypto";
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { agentTokenRegistration, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { isAgentOnly } from "../src/domain/access";
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { ApiError, invalid } from "../src/platform/errors";
+import { ApiError, forbidden, invalid, unauthorized } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { expiryOf, mintToken } from "../src/platform/tokens";
 import { deliveryKey, principalOf } from "../src/platform/trust";
@@ -177,7 +178,12 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>): Promise<HeartbeatAnswer> {
 				const { id, status, current_load } = ctx.params;
 				const by = principalOf(ctx);
-				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined });
+				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined }).catch(err => {
+					// Its agent was removed: its token is revoked, like one of an earlier registration.
+					if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
+						throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
+					throw err;
+				});
 				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
 				const presented = ctx.meta.token;
 				const young = by && presented && isOwnCurrentToken(by, agent) && (expiryOf(presented) ?? 0) * 1000 - Date.now() > this.config.agentTokenTtlSec * 1000 * (1 - RENEW_AFTER_FRACTION);
