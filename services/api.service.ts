@@ -29,7 +29,8 @@ type Req = IncomingMessage & {
 	$params?: Record<string, unknown>;
 	/** The parsed JSON body (body-parser). */
 	body?: unknown;
-	$route?: RestRoute;
+	/** Our route of the call, set by `authenticate` (not `$route`: moleculer-web keeps its own route object there). */
+	$restRoute?: RestRoute;
 	/** Counted against the anonymous rate limit before routing. */
 	$counted?: boolean;
 	originalUrl?: string;
@@ -147,7 +148,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		},
 
 		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res) {
-			const rule = (req.$route = req.$alias?.restRoute);
+			const rule = (req.$restRoute = req.$alias?.restRoute);
 			ctx.meta.clientIp = clientIp(req);
 			const idempotencyKey = req.headers["idempotency-key"];
 			if (typeof idempotencyKey === "string" && idempotencyKey) ctx.meta.idempotencyKey = idempotencyKey.slice(0, 200);
@@ -179,7 +180,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 		/** Who may call what is each action's own `access` (checked where it runs); here only that the route is ours. */
 		authorize(this: ApiThis, _ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
-			if (!req.$route) throw forbidden();
+			if (!req.$restRoute) throw forbidden();
 		},
 
 		async rateLimit(this: ApiThis, key: string, res: Res) {
@@ -195,7 +196,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 		/** Mutating calls of our routes, and anything an authenticated caller tried; never an anonymous probe of unknown paths. */
 		audit(this: ApiThis, req: Req, status: number, result: unknown) {
-			const rule = req.$route;
+			const rule = req.$restRoute;
 			if (!MUTATING.has(req.method ?? "") || rule?.audit === false) return;
 			const ctx = req.$ctx;
 			const user = ctx?.meta.user;
@@ -285,7 +286,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 					keepProtoKey(req.$params, req.body);
 				},
 				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res, data: unknown) {
-					const rule = req.$route;
+					const rule = req.$restRoute;
 					if (rule?.status && !ctx.meta.$statusCode) {
 						ctx.meta.$statusCode = rule.status;
 						if (rule.location && data && typeof data === "object") {
