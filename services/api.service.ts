@@ -83,6 +83,24 @@ function keepProtoKey(params: Record<string, unknown>, body: unknown): void {
 	Object.defineProperty(params, "__proto__", { value, enumerable: true, configurable: true, writable: true });
 }
 
+type Next = (err?: unknown) => void;
+type Connect = (req: Req, res: Res, next: Next) => void;
+
+/**
+ * moleculer-web's JSON body parser, its refusals kept as the 4xx they are. body-parser's errors may
+ * carry a library's own `code` (zlib's "Z_DATA_ERROR" for a body that is not the gzip its
+ * Content-Encoding says), which moleculer-web takes for the status before `status` itself: such a
+ * body was answered 500. The status goes in `code`.
+ */
+function jsonBodyParser(limit: number): Connect {
+	const parse = (ApiGateway as unknown as { bodyParser: { json(options: object): Connect } }).bodyParser.json({ limit, strict: false });
+	return (req, res, next) =>
+		parse(req, res, err => {
+			const status = (err as { status?: unknown } | undefined)?.status;
+			next(err && typeof status === "number" && status >= 400 && status < 500 ? Object.assign(err as object, { code: status }) : err);
+		});
+}
+
 /** Target of an audited call: the path id, else the id of what it created. */
 function auditTarget(req: Req, result: unknown): string | null {
 	const params = req.$params ?? {};
@@ -278,7 +296,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: config.bodyLimitBytes, strict: false } },
+				bodyParsers: false,
+				use: [jsonBodyParser(config.bodyLimitBytes)],
 				aliases: Object.fromEntries(REST_ROUTES.map(r => [`${r.method} ${r.path}`, { action: r.action, restRoute: r }])),
 				onBeforeCall(_ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
 					// An empty body must still give `params = {}`, and path params win over body fields.
