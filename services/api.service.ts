@@ -101,6 +101,9 @@ function jsonBodyParser(limit: number): Connect {
 		});
 }
 
+const PROBES = new Set(["/health", "/ready"]);
+const isProbe = (req: Req) => (req.method === "GET" || req.method === "HEAD") && PROBES.has(pathOf(req));
+
 /** Target of an audited call: the path id, else the id of what it created. */
 function auditTarget(req: Req, result: unknown): string | null {
 	const params = req.$params ?? {};
@@ -271,9 +274,11 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		const self = this;
 		// Before any route's own work (every path falls under one of ours, unknown ones too): an anonymous
 		// request is counted by its address, so probing unknown routes costs the prober, not the audit log.
+		// Liveness and readiness probes are not: anonymous traffic from their address (a load balancer's,
+		// a proxy's) must not make the node look dead.
 		this.settings.use = [
 			(req: Req, res: Res, next: (err?: unknown) => void) => {
-				if (req.headers.authorization) return next();
+				if (req.headers.authorization || isProbe(req)) return next();
 				req.$counted = true;
 				self.rateLimit(`ip:${clientIp(req)}`, res).then(() => next(), next);
 			}

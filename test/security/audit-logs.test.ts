@@ -50,6 +50,11 @@ describe("anonymous probes of unknown routes", () => {
 		expect(statuses.slice(0, 5).every(s => s !== 429 && s < 500)).toBe(true);
 		expect(statuses.slice(5)).toEqual([429, 429, 429]);
 
+		// The node's own probes still answer: the prober's budget is spent, not theirs.
+		expect((await request(server.url, "GET", "/health")).status).toBe(200);
+		expect((await request(server.url, "GET", "/ready")).status).toBe(200);
+		expect((await request(server.url, "GET", "/api/v1/tasks")).status).toBe(429);
+
 		const entries = await auditEntries(server);
 		expect(entries.filter(e => e.actor === "anonymous")).toEqual([]);
 		expect(entries.filter(e => probes.some(([, path]) => e.path.startsWith(path.split("/..")[0])))).toEqual([]);
