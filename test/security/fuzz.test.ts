@@ -20,7 +20,7 @@ import { REST_ROUTES, type RestRoute } from "../../src/gateway/routes";
 
 /** Fixed, so every run sends the same requests; FUZZ_SEED draws others (the seed is in the test names either way). */
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_611);
-const RUNS_PER_ROUTE = 300;
+const RUNS_PER_ROUTE = 200;
 const CONCURRENCY = 6;
 const REQUEST_TIMEOUT_MS = 15_000;
 
