@@ -6,11 +6,12 @@
  */
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { agentIdFor, agentToWire, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { agentIdFor, agentTokenRegistration, agentToWire, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { isAgentOnly } from "../src/domain/access";
 import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
-import { ApiError, invalid } from "../src/platform/errors";
+import { ApiError, forbidden, invalid, unauthorized } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { expiryOf, mintAgentToken } from "../src/platform/tokens";
 import { deliveryKey, isServerService, principalOf } from "../src/platform/trust";
@@ -62,7 +63,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 	actions: {
 		register: {
-			access: { level: "operate", apiKey: true },
+			// An agent's own token too: it keeps its registration (see `agentTokenRegistration`).
+			access: { level: "operate", apiKey: true, agent: true },
 			params: {
 				name: { type: "string", min: 1, max: 200, trim: true },
 				type: { type: "enum", values: [...AGENT_TYPES] },
@@ -93,7 +95,10 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				// One registration at a time per node, so the MAX_AGENTS count cannot be raced past locally.
 				const agent = await this.actor.exclusive("$registrations", async () => {
 					const context = async () => ({ id, by, now: new Date(), storedAgents: await this.store.count(), maxAgents: this.config.maxAgents });
+					const refusal = (current: StoredAgent | null) => agentTokenRegistration(by, current, id);
 					if (!(await this.store.get(id))) {
+						const refused = refusal(null);
+						if (refused) throw new ApiError(refused.code, refused.message);
 						const decided = decideRegistration(null, ctx.params, await context());
 						if ("reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message, decided.reject.details);
 						try {
@@ -105,6 +110,8 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					}
 					const known = await context();
 					const { entity } = await this.actor.change(id, current => {
+						const refused = refusal(current);
+						if (refused) return { reject: refused };
 						const decided = decideRegistration(current, ctx.params, known);
 						return "reject" in decided ? decided : { change: decided.record, effects: [] };
 					});
@@ -166,7 +173,12 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>): Promise<HeartbeatAnswer> {
 				const { id, status, current_load } = ctx.params;
 				const by = principalOf(ctx);
-				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined });
+				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined }).catch(err => {
+					// Its agent was removed: its token is revoked, like one of an earlier registration.
+					if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
+						throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
+					throw err;
+				});
 				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
 				const presented = ctx.meta.token;
 				const young = by && presented && isOwnCurrentToken(by, agent) && (expiryOf(presented) ?? 0) * 1000 - Date.now() > this.config.agentTokenTtlSec * 1000 * (1 - RENEW_AFTER_FRACTION);

@@ -10,7 +10,8 @@ import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
 import { toErrorResponse } from "../src/gateway/error-response";
-import { auditEntry, clientIp, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
+import { auditEntry, clientIp, isProbe, keepProtoKey, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
+import { jsonBodyParser } from "../src/gateway/body-parser";
 import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES } from "../src/gateway/routes";
@@ -89,7 +90,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		},
 
 		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res) {
-			const rule = (req.$route = req.$alias?.restRoute);
+			const rule = (req.$restRoute = req.$alias?.restRoute);
 			ctx.meta.clientIp = clientIp(req);
 			const idempotencyKey = req.headers["idempotency-key"];
 			if (typeof idempotencyKey === "string" && idempotencyKey) ctx.meta.idempotencyKey = idempotencyKey.slice(0, 200);
@@ -121,7 +122,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 
 		/** Who may call what is each action's own `access` (checked where it runs); here only that the route is ours. */
 		authorize(this: ApiThis, _ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
-			if (!req.$route) throw forbidden();
+			if (!req.$restRoute) throw forbidden();
 		},
 
 		async rateLimit(this: ApiThis, key: string, res: Res) {
@@ -179,7 +180,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 		// request is counted by its address, so probing unknown routes costs the prober, not the audit log.
 		this.settings.use = [
 			(req: Req, res: Res, next: (err?: unknown) => void) => {
-				if (req.headers.authorization) return next();
+				// Liveness and readiness probes are not counted: a load balancer's anonymous traffic must not make the node look dead.
+				if (req.headers.authorization || isProbe(req)) return next();
 				req.$counted = true;
 				self.rateLimit(`ip:${clientIp(req)}`, res).then(() => next(), next);
 			}
@@ -202,14 +204,16 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: config.bodyLimitBytes, strict: false } },
+				bodyParsers: false,
+				use: [jsonBodyParser(ApiGateway, config.bodyLimitBytes)],
 				aliases: Object.fromEntries(REST_ROUTES.map(r => [`${r.method} ${r.path}`, { action: r.action, restRoute: r }])),
 				onBeforeCall(_ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req) {
 					// An empty body must still give `params = {}`, and path params win over body fields.
 					req.$params = req.$params ?? {};
+					keepProtoKey(req.$params, req.body);
 				},
 				onAfterCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: Req, res: Res, data: unknown) {
-					const rule = req.$route;
+					const rule = req.$restRoute;
 					if (rule?.status && !ctx.meta.$statusCode) {
 						ctx.meta.$statusCode = rule.status;
 						if (rule.location && data && typeof data === "object") {

@@ -13,7 +13,10 @@ export type Req = IncomingMessage & {
 	/** moleculer-web copies alias object fields onto the alias: ours carry their `RestRoute`. */
 	$alias?: { restRoute?: RestRoute };
 	$params?: Record<string, unknown>;
-	$route?: RestRoute;
+	/** The parsed JSON body (body-parser). */
+	body?: unknown;
+	/** Our route of the call, set by `authenticate` (not `$route`: moleculer-web keeps its own route object there). */
+	$restRoute?: RestRoute;
 	/** Counted against the anonymous rate limit before routing. */
 	$counted?: boolean;
 	originalUrl?: string;
@@ -44,6 +47,24 @@ export function pathOf(req: Req): string {
 	return (req.originalUrl ?? req.url ?? "").split("?")[0];
 }
 
+const PROBES = new Set(["/health", "/ready"]);
+
+/** A liveness or readiness probe: a load balancer's, which no rate limit may make look dead. */
+export const isProbe = (req: Req) => (req.method === "GET" || req.method === "HEAD") && PROBES.has(pathOf(req));
+
+/**
+ * moleculer-web merges the body into the params with `Object.assign`, which turns an own `__proto__`
+ * key into the params' prototype: the key vanished before the payload check could refuse it, and its
+ * fields were inherited (a body of only `{"__proto__":{"type":"x"}}` passed as a task of type x).
+ * Put it back as the plain own key it was, for the payload check (payload-guard.ts) to refuse: 422.
+ */
+export function keepProtoKey(params: Record<string, unknown>, body: unknown): void {
+	if (!body || typeof body !== "object" || Array.isArray(body) || !Object.hasOwn(body, "__proto__")) return;
+	Object.setPrototypeOf(params, Object.prototype);
+	const { value } = Object.getOwnPropertyDescriptor(body, "__proto__")!;
+	Object.defineProperty(params, "__proto__", { value, enumerable: true, configurable: true, writable: true });
+}
+
 /** Target of an audited call: the path id, else the id of what it created. */
 function auditTarget(req: Req, result: unknown): string | null {
 	const params = req.$params ?? {};
@@ -59,7 +80,7 @@ function auditTarget(req: Req, result: unknown): string | null {
  * authenticated caller tried; null for reads, liveness reports and anonymous probes of unknown paths.
  */
 export function auditEntry(req: Req, status: number, result: unknown): Omit<AuditEntry, "id"> | null {
-	const rule = req.$route;
+	const rule = req.$restRoute;
 	if (!MUTATING.has(req.method ?? "") || rule?.audit === false) return null;
 	const ctx = req.$ctx;
 	const user = ctx?.meta.user;

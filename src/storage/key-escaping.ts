@@ -28,17 +28,17 @@ function mapNode(node: Container, mapped: Map<object, unknown>, needs: RegExp, r
 		});
 		return copy ?? node;
 	}
-	let copy: Record<string, unknown> | undefined;
+	// A fresh object in key order, never a copy renamed in place: a renamed key may be another key's
+	// old name ("a.b" → "a%2Eb" next to a real "a%2Eb"), and deleting that old name would lose a value.
+	const copy: Record<string, unknown> = {};
+	let changed = false;
 	for (const [key, item] of Object.entries(node)) {
 		const next = isContainer(item) ? mapped.get(item) : item;
 		const newKey = needs.test(key) ? rename(key) : key;
-		if (next !== item || newKey !== key) {
-			copy ??= { ...node };
-			if (newKey !== key) delete copy[key];
-			copy[newKey] = next;
-		}
+		if (next !== item || newKey !== key) changed = true;
+		copy[newKey] = next;
 	}
-	return copy ?? node;
+	return changed ? copy : node;
 }
 
 /**

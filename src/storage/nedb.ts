@@ -10,6 +10,7 @@ import path from "node:path";
 import type Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
 import { DocumentStore, type DocumentDriver } from "./document-store";
+import { decodeNestedArrays, encodeNestedArrays } from "./nedb-arrays";
 import { NedbGroupCommit } from "./nedb-group-commit";
 import type { CollectionSpec } from "./entity-store";
 import type { DbAdapter, StorageAdapter } from "./storage-adapter";
@@ -33,19 +34,23 @@ export const nedbStorage: StorageAdapter = {
 export function nedbDriver(db: Datastore): DocumentDriver {
 	const commit = new NedbGroupCommit((db as unknown as { persistence: ConstructorParameters<typeof NedbGroupCommit>[0] }).persistence);
 	return {
+		// Arrays below the top-level fields are stored as objects: NeDB's check of a document costs 2^depth on nested arrays (nedb-arrays.ts).
 		async insert(doc) {
-			await db.insertAsync(doc);
+			await db.insertAsync(encodeNestedArrays(doc));
 			await commit.flushed();
 		},
-		findOne: query => db.findOneAsync(query) as Promise<Record<string, unknown> | null>,
-		find(query, sort, offset, limit) {
+		async findOne(query) {
+			const doc = (await db.findOneAsync(query)) as Record<string, unknown> | null;
+			return doc && decodeNestedArrays(doc);
+		},
+		async find(query, sort, offset, limit) {
 			let cursor = db.findAsync(query).sort(sort).skip(offset);
 			if (limit > 0) cursor = cursor.limit(limit);
-			return cursor.execAsync() as Promise<Record<string, unknown>[]>;
+			return ((await cursor.execAsync()) as Record<string, unknown>[]).map(decodeNestedArrays);
 		},
 		count: query => db.countAsync(query) as unknown as Promise<number>,
 		async updateOne(query, set) {
-			const { numAffected } = await db.updateAsync(query, { $set: set }, {});
+			const { numAffected } = await db.updateAsync(query, { $set: encodeNestedArrays(set) }, {});
 			if (numAffected) await commit.flushed();
 			return numAffected;
 		},

@@ -108,6 +108,31 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		await store.remove("item-50");
 	});
 
+	test("keys that escape to one another's stored form keep their own values, in either order", async () => {
+		const clash = { "a.b": 1, "a%2Eb": 2, "$x": 3, "%24x": 4, "%": 5, "%25": 6, deep: [{ "%2Eb": 7, ".b": 8 }] };
+		const reversed = Object.fromEntries(Object.entries(clash).reverse());
+		await store.insert(item(51, { nested: clash as never }));
+		await store.insert(item(52, { nested: reversed as never }));
+		expect((await store.get("item-51"))!.nested).toEqual(clash);
+		expect((await store.get("item-52"))!.nested).toEqual(reversed);
+		await store.update("item-51", { nested: reversed as never });
+		expect((await store.get("item-51"))!.nested).toEqual(clash);
+		await store.removeMany({ rank: { $in: [51, 52] } });
+	});
+
+	test("arrays nested 30 deep (within what the API takes) are stored, updated and read back at once, shape intact", async () => {
+		let deep: unknown = [1, { "a.b": [[]] }];
+		for (let i = 0; i < 30; i++) deep = i % 3 ? [deep] : [{ x: deep }, []];
+		const started = Date.now();
+		await store.insert(item(53, { nested: { a: 1, list: deep } as never, tags: ["top", "level"] }));
+		await store.update("item-53", { status: "moved", nested: { a: 2, list: deep } as never });
+		const got = (await store.get("item-53"))!;
+		expect(Date.now() - started).toBeLessThan(2000);
+		expect(got).toEqual({ ...item(53), status: "moved", nested: { a: 2, list: deep }, tags: ["top", "level"] });
+		expect((await store.find({ filter: { rank: 53 } }))[0]).toEqual(got);
+		await store.remove("item-53");
+	});
+
 	test("filters on undeclared fields are refused", async () => {
 		await expect(store.find({ filter: { tags: "x" } })).rejects.toThrow(/not queryable/);
 	});

@@ -3,7 +3,7 @@
  * heartbeat's reports and access rule, load sums, silence at its boundary, and registration
  * (defaults, re-registration, MAX_AGENTS). Expected records and decisions are written out.
  */
-import { decideAgent, decideRegistration, type AgentDecision, type AgentEvent, type RegistrationContext, type StoredAgent } from "../../src/domain/agents/decide";
+import { agentTokenRegistration, decideAgent, decideRegistration, type AgentDecision, type AgentEvent, type RegistrationContext, type StoredAgent } from "../../src/domain/agents/decide";
 import { AGENT_STATUSES, type AgentHeartbeat, type AgentRegistration, type AgentStatus, type Principal } from "../../src/types";
 
 const REGISTERED = "2026-01-01T00:00:00.000Z";
@@ -274,6 +274,26 @@ describe("registration: who may take a name", () => {
 		const decided = decideRegistration(agent(status), REGISTRATION, roomy({ by }));
 		if (outcome === "refused") expect(decided).toStrictEqual(taken(status));
 		else expect(decided).toMatchObject({ record: { id: "agent-1", registered_at: outcome === "keeps" ? REGISTERED : NOW } });
+	});
+});
+
+describe("registration with an agent token: its own agent, of the registration stored now", () => {
+	const OWN: Principal = { sub: "agent:agent-1", roles: ["agent"], agent_id: "agent-1", rat: REGISTERED };
+	const REVOKED = { code: "UNAUTHORIZED", message: "This agent token belongs to a removed or earlier registration; register again with the API key" };
+	const OTHER_NAME = { code: "FORBIDDEN", message: "An agent token may only re-register its own agent" };
+	test.each<[string, Principal | null, StoredAgent | null, string, object | null]>([
+		["its own token, current", OWN, agent("active"), "agent-1", null],
+		["its own token, the agent offline", OWN, agent("offline"), "agent-1", null],
+		["a token of an earlier registration", { ...OWN, rat: "2020-01-01T00:00:00.000Z" }, agent("offline"), "agent-1", REVOKED],
+		["its own token, the agent removed", OWN, null, "agent-1", REVOKED],
+		["another name", OWN, agent("active", { id: "agent-2" }), "agent-2", OTHER_NAME],
+		["another, new name", OWN, null, "agent-new", OTHER_NAME],
+		["an operator", OPERATOR, null, "agent-new", null],
+		["a token that is an agent's and an operator's", { ...OWN, roles: ["agent", "operator"] }, null, "agent-new", null],
+		["the API key", API_KEY, agent("active"), "agent-1", null],
+		["nobody", null, null, "agent-new", null]
+	])("%s", (_what, by, existing, id, expected) => {
+		expect(agentTokenRegistration(by, existing, id)).toStrictEqual(expected);
 	});
 });
 

@@ -57,6 +57,19 @@ export function isOwnCurrentToken(by: Principal, agent: Pick<Agent, "id" | "regi
 	return by.roles.includes("agent") && by.agent_id === agent.id && by.rat === agent.registered_at;
 }
 
+/**
+ * What an agent token may register: only its own agent, and only while it is of the registration
+ * stored now (which it then keeps). Another name is refused, and so is bringing back a removed or
+ * re-claimed agent: that is the API key's, as a new registration. Null: not an agent token, or allowed.
+ */
+export function agentTokenRegistration(by: Principal | null, existing: Pick<Agent, "id" | "registered_at"> | null, id: string): Rejection | null {
+	if (!by || !isAgentOnly(by)) return null;
+	if (by.agent_id !== id) return { code: "FORBIDDEN", message: "An agent token may only re-register its own agent" };
+	if (!existing || !isOwnCurrentToken(by, existing))
+		return { code: "UNAUTHORIZED", message: "This agent token belongs to a removed or earlier registration; register again with the API key" };
+	return null;
+}
+
 /** An agent token that is not (or no longer) this registration's: refused as revoked. */
 function revoked(by: Principal | undefined, agent: StoredAgent): boolean {
 	return Boolean(by && isAgentOnly(by) && by.agent_id === agent.id && by.rat !== agent.registered_at);

@@ -117,6 +117,9 @@ export function runSummary(run: PipelineRun): RunSummary {
 	};
 }
 
+/** The level of `input_data` and `parameters` in a stage task's params (the params are level 1, `payload` 2). */
+export const STAGE_PAYLOAD_FIELD_LEVEL = 3;
+
 /** The task that runs stage `index`: run input and parameters (stage parameters win), upstream results. */
 export function stageTaskParams(
 	pipeline: Pipeline,

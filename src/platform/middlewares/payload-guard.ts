@@ -17,9 +17,9 @@ export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constr
 
 const fieldPath = (path: string, key: string | number) => (typeof key === "number" ? `${path}[${key}]` : path ? `${path}.${key}` : key);
 
-/** The first problem found, or null. */
-export function checkPayload(value: unknown, maxDepth = MAX_JSON_DEPTH): FieldError | null {
-	const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value, path: "", depth: 1 }];
+/** The first problem found, or null. `at`: where `value` sits in the params it travels in (its path and level). */
+export function checkPayload(value: unknown, maxDepth = MAX_JSON_DEPTH, at: { path: string; depth: number } = { path: "", depth: 1 }): FieldError | null {
+	const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value, path: at.path, depth: at.depth }];
 	while (stack.length) {
 		const { value: node, path, depth } = stack.pop()!;
 		if (node === null || typeof node !== "object") continue;
