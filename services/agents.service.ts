@@ -5,10 +5,10 @@
  * an update; news (status or load changed) is announced as `agent.updated`.
  */
 import type { Context, Service } from "moleculer";
+import { agentLivenessMixin } from "../mixins/agent-liveness.mixin";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
-import { agentIdFor, agentTokenRegistration, agentToWire, decideAgent, decideRegistration, isExpired, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { agentIdFor, agentTokenRegistration, agentToWire, decideAgent, decideRegistration, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { isAgentOnly } from "../src/domain/access";
-import { LIVE_STATUSES } from "../src/domain/agents/status";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { ApiError, forbidden, invalid, unauthorized } from "../src/platform/errors";
@@ -17,9 +17,6 @@ import { expiryOf, mintAgentToken } from "../src/platform/tokens";
 import { deliveryKey, isServerService, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
-import { forEachBounded } from "../src/runtime/bounded";
-import { HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
-import { every } from "../src/runtime/periodic";
 import { Snapshot } from "../src/runtime/snapshot";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError } from "../src/storage/entity-store";
@@ -36,14 +33,10 @@ interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	egress: EgressPolicy;
 	actor: EntityActor<StoredAgent>;
 	snapshot: Snapshot<StoredAgent>;
-	timers: NodeJS.Timeout[];
 	apply(id: string, event: AgentEvent): Promise<StoredAgent>;
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	execute(outcome: Outcome<StoredAgent, AgentEffect>): void;
-	sweepSilent(): Promise<void>;
-	sweepExpired(): Promise<void>;
 	agentToken(agent: StoredAgent): string;
-	pollHealth(): Promise<void>;
 }
 
 export { agentIdFor };
@@ -59,7 +52,7 @@ const byName = (a: Agent, b: Agent) => (a.name < b.name ? -1 : a.name > b.name ?
 
 const AgentsService: TypedServiceSchema<AgentsThis> = {
 	name: "agents",
-	mixins: [storageMixin(COLLECTIONS.agents)],
+	mixins: [storageMixin(COLLECTIONS.agents), agentLivenessMixin],
 
 	actions: {
 		register: {
@@ -251,59 +244,17 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			if (this.broker.cacher) void this.broker.cacher.clean("agents.**");
 		},
 
-		async sweepSilent(this: AgentsThis) {
-			const timeoutMs = this.config.heartbeatTimeoutMs;
-			const cutoff = new Date(Date.now() - timeoutMs).toISOString();
-			const silent = await this.store.find({ filter: { status: { $in: LIVE_STATUSES.slice() }, last_heartbeat: { $lt: cutoff } } });
-			for (const agent of silent) await this.apply(agent.id, { type: "silence", timeoutMs }).catch(() => undefined);
-		},
-
-		/** Offline longer than AGENT_RETENTION_HOURS: removed, as an operator would. */
-		async sweepExpired(this: AgentsThis) {
-			const retentionMs = this.config.agentRetentionHours * 3600_000;
-			const cutoff = new Date(Date.now() - retentionMs).toISOString();
-			for (const agent of await this.store.find({ filter: { status: "offline", last_heartbeat: { $lt: cutoff } } })) {
-				const removed = await this.actor.exclusive(agent.id, async () => {
-					const fresh = await this.store.get(agent.id);
-					return fresh && isExpired(fresh, Date.now(), retentionMs) && (await this.store.remove(agent.id)) ? fresh : null;
-				});
-				if (removed) this.announce(removed, undefined, true);
-			}
-		},
-
 		agentToken(this: AgentsThis, agent: StoredAgent) {
 			return mintAgentToken(this.config.secrets.jwtSecret, agent, this.config.agentTokenTtlSec, this.config.jwt);
-		},
-
-		async pollHealth(this: AgentsThis) {
-			const agents = await this.store.find({ filter: { status: { $in: ["active", "busy", "unhealthy", "offline"] } } });
-			await forEachBounded(agents.filter(a => a.endpoints.health), HEALTH_POLL_CONCURRENCY, async a => {
-				const healthy = await probeHealth(this.egress, a.endpoints.health!, this.config.healthCheckTimeoutMs);
-				await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
-			});
 		}
 	},
 
 	created(this: AgentsThis) {
 		this.config = appConfig(this.broker);
 		this.egress = egressPolicy(this.config);
-		this.timers = [];
 		this.actor = new EntityActor<StoredAgent>({ kind: "Agent", idField: "id", store: () => this.store, maxTries: 6 });
 		// Every agent, sorted by name; only `last_heartbeat` may lag, by about LIST_MAX_AGE_MS (heartbeats are not announced).
 		this.snapshot = new Snapshot(async () => (await this.store.find()).sort(byName), LIST_MAX_AGE_MS);
-	},
-
-	started(this: AgentsThis) {
-		const warn = (name: string) => (err: unknown) => this.logger.warn({ err: (err as Error).message }, `${name} failed`);
-		const sweepMs = Math.max(50, Math.min(5000, Math.floor(this.config.heartbeatTimeoutMs / 4)));
-		this.timers.push(every(sweepMs, () => this.sweepSilent(), warn("liveness sweep")));
-		this.timers.push(every(this.config.healthCheckIntervalMs, () => this.pollHealth(), warn("health poll")));
-		const retentionMs = this.config.agentRetentionHours * 3600_000;
-		this.timers.push(every(Math.max(1000, Math.min(60_000, retentionMs / 4)), () => this.sweepExpired(), warn("retention sweep")));
-	},
-
-	stopped(this: AgentsThis) {
-		for (const timer of this.timers) clearInterval(timer);
 	}
 };
 

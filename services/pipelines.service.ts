@@ -12,16 +12,15 @@ import type { Context, Errors } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { pipelineDefinitionsMixin, type DefinitionsThis } from "../mixins/pipeline-definitions.mixin";
 import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
-import { newRun, runSummary, runView, STAGE_PAYLOAD_FIELD_LEVEL, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
+import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
 import { mayExecute, mayManage } from "../src/domain/access";
 import { TERMINAL_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { conflict, forbidden, invalid, notFound } from "../src/platform/errors";
-import { checkPayload, MAX_JSON_DEPTH } from "../src/platform/middlewares/payload-guard";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { principalOf } from "../src/platform/trust";
-import { egressPolicy } from "../src/runtime/egress";
+import { executionProblems } from "../src/runtime/execution-checks";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
@@ -83,17 +82,8 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				$$strict: "remove"
 			},
 			async handler(this: PipelinesThis, ctx: Context<PipelineExecution & { id: string }, Meta>) {
-				const webhook = ctx.params.notification?.webhook;
-				if (webhook && !this.config.secrets.webhookSecret)
-					throw invalid([{ field: "notification.webhook", message: "WEBHOOK_SECRET is required for webhooks and is not set on this server.", type: "config" }]);
-				// Each stage task carries input_data and parameters one level further down than this call does:
-				// what would not fit there is refused now, rather than accepted as a run whose stages cannot start.
-				for (const field of ["input_data", "parameters"] as const) {
-					const tooDeep = checkPayload(ctx.params[field], MAX_JSON_DEPTH, { path: field, depth: STAGE_PAYLOAD_FIELD_LEVEL });
-					if (tooDeep) throw invalid([{ ...tooDeep, message: `${tooDeep.message} once in a stage task's payload` }]);
-				}
-				const refused = await egressPolicy(this.config).refusedFields({ "notification.webhook": webhook });
-				if (refused.length) throw invalid(refused);
+				const problems = await executionProblems(ctx.params, this.config);
+				if (problems.length) throw invalid(problems);
 				const pipeline = await this.pipelineOf(ctx.params.id);
 				// Another node may have removed it since this one cached it.
 				if (this.config.transporter && !(await (await this.definitions()).get(pipeline.pipeline_id))) throw notFound("Pipeline", pipeline.pipeline_id);
