@@ -1,0 +1,128 @@
+/**
+ * TLS at the gateway, over real sockets with certificates made by openssl here: HTTPS REST,
+ * socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE).
+ */
+import { io as ioClient, type Socket as IoSocket } from "socket.io-client";
+import WebSocket from "ws";
+import type { ClusterMessage } from "../../src/types";
+import { TEST_SECRETS } from "../support/broker";
+import { createTestPki, httpOverTls, tlsFailure, tlsRequest, type ClientTls, type TestPki } from "../support/certs";
+import { waitFor } from "../support/http";
+import { startServer, type TestServer } from "../support/server";
+import { describeWith, OPENSSL } from "../support/services";
+
+jest.setTimeout(60_000);
+
+const gatewayEnv = (pki: TestPki, extra: Record<string, string> = {}) => ({ TLS_CERT_FILE: pki.server.certFile, TLS_KEY_FILE: pki.server.keyFile, ...extra });
+const portOf = (url: string) => Number(new URL(url).port);
+// The gateways send their own certificate, not the chain: a client without the CA cannot link it to any root.
+const UNTRUSTED = "UNABLE_TO_VERIFY_LEAF_SIGNATURE";
+
+function connectIo(url: string, token: string, client: ClientTls): Promise<{ socket: IoSocket; received: ClusterMessage[] }> {
+	const socket = ioClient(url, { auth: { token }, transports: ["websocket"], forceNew: true, reconnection: false, ...client });
+	const received: ClusterMessage[] = [];
+	socket.on("agent_update", (m: ClusterMessage) => received.push(m));
+	return new Promise((resolve, reject) => {
+		socket.once("connect", () => resolve({ socket, received }));
+		socket.once("connect_error", err => (socket.close(), reject(err)));
+	});
+}
+
+/** A /ws client over wss that has sent its token and got auth_ok; keeps every message. */
+async function connectWs(url: string, token: string, client: ClientTls): Promise<{ ws: WebSocket; messages: Record<string, unknown>[] }> {
+	const ws = new WebSocket(`${url.replace(/^https/, "wss")}/ws`, { ...client });
+	const messages: Record<string, unknown>[] = [];
+	ws.on("message", data => messages.push(JSON.parse(data.toString())));
+	await new Promise<void>((resolve, reject) => (ws.once("open", () => resolve()), ws.once("error", reject)));
+	ws.send(JSON.stringify({ type: "auth", token }));
+	await waitFor(async () => messages.some(m => m.type === "auth_ok"), 5000);
+	return { ws, messages };
+}
+
+const registerAgent = (url: string, client: ClientTls, name: string, endpoints?: Record<string, string>) =>
+	tlsRequest(`${url}/api/v1/agents/register`, client, {
+		method: "POST",
+		headers: { "X-API-Key": TEST_SECRETS.API_KEY },
+		body: { name, type: "worker", capabilities: ["task-execution"], ...(endpoints ? { endpoints } : {}) }
+	});
+
+describeWith(OPENSSL)("TLS", () => {
+	let pki: TestPki;
+	beforeAll(() => {
+		pki = createTestPki();
+	});
+
+	describe("the gateway over HTTPS", () => {
+		let server: TestServer;
+		let trusting: ClientTls;
+		const closers: Array<() => void> = [];
+		beforeAll(async () => {
+			server = await startServer(gatewayEnv(pki), ["api", "agents", "realtime"]);
+			trusting = { ca: pki.ca.cert };
+		});
+		afterEach(() => closers.splice(0).forEach(close => close()));
+		afterAll(() => server.stop());
+
+		test("REST answers over HTTPS to a client trusting the CA; without the CA the handshake fails; plain HTTP gets nothing", async () => {
+			expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+			expect((await tlsRequest(`${server.url}/health`, trusting)).status).toBe(200);
+			const agents = await tlsRequest(`${server.url}/api/v1/agents`, trusting, { token: server.token(["viewer"]) });
+			expect(agents).toMatchObject({ status: 200, body: { agents: expect.any(Array) } });
+			expect(await tlsFailure(`${server.url}/health`, {})).toBe(UNTRUSTED);
+			expect(await tlsFailure(`${server.url}/health`, { ca: pki.otherCa.cert })).toBe(UNTRUSTED);
+			const plain = await fetch(server.url.replace("https:", "http:") + "/health").then(res => `status ${res.status}`, err => (err as Error).message);
+			expect(plain).not.toBe("status 200");
+		});
+
+		test("socket.io over wss and /ws over wss authenticate and receive an event", async () => {
+			const viewer = server.token(["viewer"], "tls-viewer");
+			const io = await connectIo(server.url, viewer, trusting);
+			closers.push(() => io.socket.close());
+			const ws = await connectWs(server.url, viewer, trusting);
+			closers.push(() => ws.ws.close());
+			const agent = await registerAgent(server.url, trusting, "tls-events");
+			expect(agent.status).toBe(201);
+			const update = { type: "agent_update", agent_id: agent.body.id, status: "active" };
+			await waitFor(async () => io.received.length > 0 && ws.messages.some(m => m.type === "agent_update"), 5000);
+			expect(io.received[0]).toMatchObject(update);
+			expect(ws.messages.find(m => m.type === "agent_update")).toMatchObject(update);
+			// And without the CA neither gets through the handshake.
+			await expect(connectIo(server.url, viewer, {})).rejects.toThrow();
+			await expect(connectWs(server.url, viewer, {})).rejects.toThrow("unable to verify the first certificate");
+		});
+
+		test("the key stays on this node: the service's settings sent to other nodes leave `https` out", () => {
+			const info = JSON.stringify(server.broker.getLocalNodeInfo());
+			expect(info).not.toContain("PRIVATE KEY");
+			expect(info).not.toContain(pki.server.key.split("\n")[1]);
+			const api = server.broker.getLocalNodeInfo().services.find(s => s.name === "api");
+			expect(api?.settings).toBeDefined();
+			expect(api?.settings).not.toHaveProperty("https");
+		});
+
+		test("a gateway whose certificate cannot be read, or whose key is not the certificate's, does not start", async () => {
+			await expect(startServer({ TLS_CERT_FILE: "/nonexistent/cert.pem", TLS_KEY_FILE: pki.server.keyFile }, ["api"])).rejects.toThrow(/^TLS_CERT_FILE: cannot be read/);
+			await expect(startServer({ TLS_CERT_FILE: pki.server.certFile, TLS_KEY_FILE: pki.client.keyFile }, ["api"])).rejects.toThrow(/^TLS_CERT_FILE: with TLS_KEY_FILE: .*key values mismatch/);
+		});
+	});
+
+	describe("client certificates (TLS_CLIENT_CA_FILE)", () => {
+		let server: TestServer;
+		beforeAll(async () => {
+			server = await startServer(gatewayEnv(pki, { TLS_CLIENT_CA_FILE: pki.ca.certFile }), ["api"]);
+		});
+		afterAll(() => server.stop());
+
+		test("a certificate signed by that CA gets through; none, or one from another CA, is refused at the handshake", async () => {
+			const base = { ca: pki.ca.cert };
+			const port = portOf(server.url);
+			expect((await tlsRequest(`${server.url}/health`, { ...base, cert: pki.client.cert, key: pki.client.key })).status).toBe(200);
+			expect(await httpOverTls(port, { ...base, cert: pki.client.cert, key: pki.client.key })).toMatch(/^HTTP\/1\.1 200 /);
+			// No certificate: OpenSSL's alert ends the handshake. One from another CA: node checks it as the
+			// handshake completes and drops the connection then. Either way no HTTP request is ever read.
+			expect(await httpOverTls(port, base)).toBe("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED");
+			expect(await httpOverTls(port, { ...base, cert: pki.otherClient.cert, key: pki.otherClient.key })).toBe("closed without an answer");
+			expect(await tlsFailure(`${server.url}/health`, base)).toBe("UND_ERR_SOCKET");
+		});
+	});
+});
