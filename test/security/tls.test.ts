@@ -1,11 +1,14 @@
 /**
  * TLS at the gateway, over real sockets with certificates made by openssl here: HTTPS REST,
- * socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE).
+ * socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE); the transporter's TLS
+ * settings (NATS itself: tls-backends.test.ts).
  */
 import { io as ioClient, type Socket as IoSocket } from "socket.io-client";
 import WebSocket from "ws";
+import { ConfigError } from "../../src/platform/config";
+import { transporterOptions } from "../../src/platform/transporter";
 import type { ClusterMessage } from "../../src/types";
-import { TEST_SECRETS } from "../support/broker";
+import { testConfig, TEST_SECRETS } from "../support/broker";
 import { createTestPki, httpOverTls, tlsFailure, tlsRequest, type ClientTls, type TestPki } from "../support/certs";
 import { waitFor } from "../support/http";
 import { startServer, type TestServer } from "../support/server";
@@ -123,6 +126,33 @@ describeWith(OPENSSL)("TLS", () => {
 			expect(await httpOverTls(port, base)).toBe("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED");
 			expect(await httpOverTls(port, { ...base, cert: pki.otherClient.cert, key: pki.otherClient.key })).toBe("closed without an answer");
 			expect(await tlsFailure(`${server.url}/health`, base)).toBe("UND_ERR_SOCKET");
+		});
+	});
+
+	describe("the transporter's TLS settings", () => {
+		test("transporter TLS files apply to NATS only; unreadable or mismatched files name their variable", () => {
+			const load = (env: Record<string, string>) => () => transporterOptions(testConfig(env));
+			const error = (fn: () => unknown) => {
+				try {
+					fn();
+				} catch (err) {
+					return err as ConfigError;
+				}
+				throw new Error("no error");
+			};
+			const amqp = error(load({ TRANSPORTER: "amqp://127.0.0.1", TRANSPORTER_TLS_CA_FILE: pki.ca.certFile }));
+			expect(amqp).toBeInstanceOf(ConfigError);
+			expect(amqp.variable).toBe("TRANSPORTER_TLS_CA_FILE");
+			expect(amqp.message).toMatch(/nats:\/\/ TRANSPORTER only: .*amqps:\/\/, rediss:\/\//);
+			expect(error(load({ TRANSPORTER: "redis://127.0.0.1", TRANSPORTER_TLS_CERT_FILE: pki.client.certFile, TRANSPORTER_TLS_KEY_FILE: pki.client.keyFile })).variable).toBe("TRANSPORTER_TLS_CERT_FILE");
+			expect(error(load({ TRANSPORTER: "nats://127.0.0.1:4222", TRANSPORTER_TLS_CA_FILE: "/nonexistent/ca.pem" })).message).toMatch(/^TRANSPORTER_TLS_CA_FILE: cannot be read/);
+			const mismatched = error(load({ TRANSPORTER: "nats://127.0.0.1:4222", TRANSPORTER_TLS_CERT_FILE: pki.client.certFile, TRANSPORTER_TLS_KEY_FILE: pki.server.keyFile }));
+			expect(mismatched.message).toMatch(/^TRANSPORTER_TLS_CERT_FILE: with TRANSPORTER_TLS_KEY_FILE: .*key values mismatch/);
+			// Given by name: nats.js reads them at every (re)connect.
+			expect(load({ TRANSPORTER: "nats://127.0.0.1:4222", TRANSPORTER_TLS_CA_FILE: pki.ca.certFile, TRANSPORTER_TLS_CERT_FILE: pki.client.certFile, TRANSPORTER_TLS_KEY_FILE: pki.client.keyFile })()).toEqual({
+				type: "NATS",
+				options: { url: "nats://127.0.0.1:4222", tls: { caFile: pki.ca.certFile, certFile: pki.client.certFile, keyFile: pki.client.keyFile } }
+			});
 		});
 	});
 });
