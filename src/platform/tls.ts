@@ -41,3 +41,10 @@ export function gatewayHttpsOptions(settings: TlsSettings): ServerOptions | unde
 	if (!context) return undefined;
 	return settings.clientCaFile ? { ...context, requestCert: true, rejectUnauthorized: true } : context;
 }
+
+/** What outbound TLS trusts with OUTBOUND_CA_FILE: Node's root certificates and the file's (one PEM certificate or several). */
+export function outboundCa(file: string): string[] {
+	const pem = readConfigFile("OUTBOUND_CA_FILE", file).toString("utf8");
+	if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("OUTBOUND_CA_FILE", "holds no PEM certificate");
+	return [...tls.rootCertificates, pem];
+}

@@ -1,16 +1,18 @@
 /**
- * TLS at the gateway, over real sockets with certificates made by openssl here: HTTPS REST,
- * socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE); the transporter's TLS
- * settings (NATS itself: tls-backends.test.ts).
+ * TLS at the gateway and outbound, over real sockets with certificates made by openssl here:
+ * HTTPS REST, socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE), HTTPS agents
+ * trusted through OUTBOUND_CA_FILE. The transporter: tls-backends.test.ts.
  */
 import { io as ioClient, type Socket as IoSocket } from "socket.io-client";
 import WebSocket from "ws";
 import { ConfigError } from "../../src/platform/config";
 import { transporterOptions } from "../../src/platform/transporter";
-import type { ClusterMessage } from "../../src/types";
+import { EgressPolicy } from "../../src/runtime/egress";
+import type { ClusterMessage, TaskDelivery } from "../../src/types";
 import { testConfig, TEST_SECRETS } from "../support/broker";
 import { createTestPki, httpOverTls, tlsFailure, tlsRequest, type ClientTls, type TestPki } from "../support/certs";
 import { waitFor } from "../support/http";
+import { startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { startServer, type TestServer } from "../support/server";
 import { describeWith, OPENSSL } from "../support/services";
 
@@ -153,6 +155,63 @@ describeWith(OPENSSL)("TLS", () => {
 				type: "NATS",
 				options: { url: "nats://127.0.0.1:4222", tls: { caFile: pki.ca.certFile, certFile: pki.client.certFile, keyFile: pki.client.keyFile } }
 			});
+		});
+	});
+
+	describe("HTTPS agents and OUTBOUND_CA_FILE", () => {
+		let agent: HttpAgent;
+		const servers: TestServer[] = [];
+		beforeAll(async () => {
+			agent = await startHttpAgent({ tls: { cert: pki.server.cert, key: pki.server.key } });
+		});
+		afterAll(async () => {
+			for (const s of servers) await s.stop();
+			await agent.close();
+		});
+
+		/** A development server (loopback allowed) with an HTTPS gateway; one HTTPS agent registered; one task submitted. */
+		async function deliverOneTask(env: Record<string, string>, name: string) {
+			const server = await startServer(gatewayEnv(pki, { HEALTH_CHECK_INTERVAL_MS: "60000", ...env }));
+			servers.push(server);
+			const trusting = { ca: pki.ca.cert };
+			const registered = await registerAgent(server.url, trusting, name, { task: agent.endpoints.task });
+			expect(registered.status).toBe(201);
+			const created = await tlsRequest(`${server.url}/api/v1/tasks`, trusting, {
+				method: "POST",
+				token: server.token(["operator"]),
+				body: { type: "task-execution", payload: { n: 1 }, retry_count: 0 }
+			});
+			expect(created.status).toBe(201);
+			const viewer = server.token(["viewer"]);
+			return waitFor(async () => {
+				const task = (await tlsRequest(`${server.url}/api/v1/tasks/${created.body.task_id}`, trusting, { token: viewer })).body;
+				return ["completed", "failed"].includes(task.status) ? { server, task } : undefined;
+			}, 20_000);
+		}
+
+		test("with the CA in OUTBOUND_CA_FILE the delivery arrives, and the agent calls back over the gateway's HTTPS", async () => {
+			let callbackBase = "";
+			agent.script = (d: TaskDelivery) => {
+				callbackBase = d.callbacks.complete;
+				void tlsRequest(d.callbacks.complete, { ca: pki.ca.cert }, { method: "POST", token: d.callback_token, body: { result: { over: "tls" } } });
+			};
+			const before = agent.deliveries.length;
+			const { server, task } = await deliverOneTask({ OUTBOUND_CA_FILE: pki.ca.certFile }, "https-agent");
+			expect(task).toMatchObject({ status: "completed", result: { over: "tls" } });
+			expect(agent.deliveries.length).toBe(before + 1);
+			expect(callbackBase).toBe(`${server.url}/api/v1/tasks/${task.task_id}/complete`);
+			expect(callbackBase).toMatch(/^https:\/\/127\.0\.0\.1:/);
+		});
+
+		test("without it the agent's certificate is not trusted: the delivery fails and the agent receives nothing", async () => {
+			const before = agent.deliveries.length;
+			const { task } = await deliverOneTask({}, "https-agent-untrusted");
+			expect(task).toMatchObject({ status: "failed", error: "Delivery to the agent's task endpoint failed: it could not be reached" });
+			expect(agent.deliveries.length).toBe(before);
+		});
+
+		test("OUTBOUND_CA_FILE must hold a PEM certificate", () => {
+			expect(() => new EgressPolicy({ deny: [], allow: [] }, { caFile: pki.server.keyFile })).toThrow("OUTBOUND_CA_FILE: holds no PEM certificate");
 		});
 	});
 });
