@@ -3,9 +3,11 @@
  * status codes, the error body, audit of mutating calls. Services never see req/res; who may call
  * an action is the action's own `access`, checked where it runs (src/platform/trust.ts).
  */
+import type { Server as TlsServer } from "node:tls";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../src/platform/app-config";
+import { onCertificateReload } from "../src/platform/certificate-reload";
 import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
@@ -18,7 +20,7 @@ import { REST_ROUTES } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
 import { watchHttpRequest } from "../src/platform/metrics/http-requests";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/platform/metrics/prometheus";
-import { gatewayHttpsOptions } from "../src/platform/tls";
+import { gatewayHttpsOptions, gatewaySecureContext } from "../src/platform/tls";
 import { MemoryRateLimiter, type RateLimiter } from "../src/gateway/rate-limit/rate-limiter";
 import { RedisRateLimiter } from "../src/gateway/rate-limit/redis-rate-limiter";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
@@ -30,6 +32,8 @@ interface ApiThis extends Service<Record<string, any>> {
 	limiter: RateLimiter;
 	/** An HTTPS server (`tls.Server`) when TLS_CERT_FILE is set. */
 	server: import("node:http").Server;
+	/** Ends the SIGHUP reload of the certificate (TLS_CERT_FILE). */
+	stopCertificateReload?: () => void;
 	audit(req: Req, status: number, result: unknown): void;
 	rateLimit(key: string, res: Res): Promise<void>;
 	sendErrorResponse(req: Req, res: Res, err: Error): void;
@@ -243,6 +247,10 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 	},
 
 	started(this: ApiThis) {
+		// SIGHUP: new handshakes get the certificate on disk then; open connections keep theirs.
+		const server = this.server as unknown as TlsServer;
+		if (this.config.tls.certFile)
+			this.stopCertificateReload = onCertificateReload(this.config, "TLS_CERT_FILE", () => server.setSecureContext(gatewaySecureContext(this.config.tls)!));
 		if (this.config.secretsGenerated) {
 			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 }, this.config.jwt);
 			this.logger.warn(
@@ -252,6 +260,7 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 	},
 
 	async stopped(this: ApiThis) {
+		this.stopCertificateReload?.();
 		await this.limiter.close();
 	}
 };

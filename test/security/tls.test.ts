@@ -1,16 +1,22 @@
 /**
  * TLS at the gateway and outbound, over real sockets with certificates made by openssl here:
  * HTTPS REST, socket.io and /ws over wss, client certificates (TLS_CLIENT_CA_FILE), HTTPS agents
- * trusted through OUTBOUND_CA_FILE. The transporter: tls-backends.test.ts.
+ * trusted through OUTBOUND_CA_FILE, and SIGHUP on a real node process (new handshakes get the new
+ * certificate, open connections keep going). The transporter, Redis and PostgreSQL: tls-backends.test.ts.
  */
+import fs from "node:fs";
+import https from "node:https";
+import path from "node:path";
 import { io as ioClient, type Socket as IoSocket } from "socket.io-client";
 import WebSocket from "ws";
 import { ConfigError } from "../../src/platform/config";
+import { mintToken } from "../../src/platform/tokens";
 import { transporterOptions } from "../../src/platform/transporter";
-import { EgressPolicy } from "../../src/runtime/egress";
+import { EgressPolicy, failureDetail } from "../../src/runtime/egress";
 import type { ClusterMessage, TaskDelivery } from "../../src/types";
-import { testConfig, TEST_SECRETS } from "../support/broker";
-import { createTestPki, httpOverTls, tlsFailure, tlsRequest, type ClientTls, type TestPki } from "../support/certs";
+import { createTestBroker, tempDir, testConfig, TEST_SECRETS } from "../support/broker";
+import { createTestPki, httpOverTls, peerSerial, tlsFailure, tlsRequest, type ClientTls, type TestPki } from "../support/certs";
+import { ensureBuilt, freePort, startNode, type ManagedProcess } from "../support/cluster";
 import { waitFor } from "../support/http";
 import { startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { startServer, type TestServer } from "../support/server";
@@ -212,6 +218,121 @@ describeWith(OPENSSL)("TLS", () => {
 
 		test("OUTBOUND_CA_FILE must hold a PEM certificate", () => {
 			expect(() => new EgressPolicy({ deny: [], allow: [] }, { caFile: pki.server.keyFile })).toThrow("OUTBOUND_CA_FILE: holds no PEM certificate");
+		});
+	});
+
+	describe("SIGHUP", () => {
+		test("one SIGHUP listener however many nodes run in the process, and none once they have stopped; none without TLS files", async () => {
+			const before = process.listenerCount("SIGHUP");
+			const brokers = [gatewayEnv(pki), { OUTBOUND_CA_FILE: pki.ca.certFile }, {}].map(env => createTestBroker(testConfig(env)));
+			await Promise.all(brokers.map(b => b.start()));
+			expect(process.listenerCount("SIGHUP")).toBe(before + 1);
+			await brokers[0].stop();
+			expect(process.listenerCount("SIGHUP")).toBe(before + 1);
+			await Promise.all(brokers.slice(1).map(b => b.stop()));
+			expect(process.listenerCount("SIGHUP")).toBe(before);
+		});
+
+		test("reloadCa (what SIGHUP calls) trusts what the file holds now; a file it cannot read keeps the previous CA", async () => {
+			const agent = await startHttpAgent({ tls: { cert: pki.server.cert, key: pki.server.key } });
+			const dir = tempDir("mcp-outbound-ca-");
+			const caFile = path.join(dir, "ca.pem");
+			fs.writeFileSync(caFile, pki.otherCa.cert);
+			const policy = new EgressPolicy({ deny: [], allow: [] }, { caFile });
+			try {
+				const health = agent.endpoints.health;
+				expect(failureDetail(await policy.fetch(health).catch(err => err))).toBe(UNTRUSTED);
+				fs.writeFileSync(caFile, pki.ca.cert);
+				policy.reloadCa();
+				expect(await policy.fetch(health)).toEqual({ ok: true, status: 200 });
+				fs.rmSync(caFile);
+				expect(() => policy.reloadCa()).toThrow(ConfigError);
+				await policy.close();
+				expect(await policy.fetch(health)).toEqual({ ok: true, status: 200 });
+			} finally {
+				await policy.close();
+				await agent.close();
+			}
+		});
+
+		describe("on a running node", () => {
+			let node: ManagedProcess;
+			let port: number;
+			let certFile: string;
+			let keyFile: string;
+			let url: string;
+			const trusting = () => ({ ca: pki.ca.cert });
+
+			beforeAll(async () => {
+				ensureBuilt();
+				const dir = tempDir("mcp-tls-reload-");
+				[certFile, keyFile] = [path.join(dir, "gateway.pem"), path.join(dir, "gateway.key")];
+				fs.copyFileSync(pki.server.certFile, certFile);
+				fs.copyFileSync(pki.server.keyFile, keyFile);
+				port = await freePort();
+				url = `https://127.0.0.1:${port}`;
+				node = startNode("tls-reload", {
+					...TEST_SECRETS,
+					DATA_DIR: path.join(dir, "data"),
+					SERVER_PORT: String(port),
+					LOG_LEVEL: "info",
+					TLS_CERT_FILE: certFile,
+					TLS_KEY_FILE: keyFile,
+					OUTBOUND_CA_FILE: pki.ca.certFile,
+					HEALTH_CHECK_INTERVAL_MS: "60000"
+				});
+				await waitFor(async () => (await tlsRequest(`${url}/health`, trusting()).catch(() => ({ status: 0 }))).status === 200, 30_000);
+			}, 60_000);
+			afterAll(() => node?.kill());
+
+			/** A GET over a keep-alive agent: its status, whether it reused the socket, and the serial that socket saw. */
+			function keepAliveGet(agent: https.Agent): Promise<{ status: number; reused: boolean; serial: string }> {
+				return new Promise((resolve, reject) => {
+					const req = https.get(`${url}/health`, { agent }, res => {
+						const serial = (res.socket as import("node:tls").TLSSocket).getPeerCertificate().serialNumber;
+						res.resume();
+						res.once("end", () => resolve({ status: res.statusCode!, reused: req.reusedSocket, serial }));
+					});
+					req.once("error", reject);
+				});
+			}
+
+			test("a new certificate: new handshakes see it, an open keep-alive connection and an open /ws keep working", async () => {
+				const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: pki.ca.cert });
+				const token = mintToken(TEST_SECRETS.JWT_SECRET, { sub: "reload-viewer", roles: ["viewer"], expiresInSec: 600 });
+				const ws = await connectWs(url, token, trusting());
+				try {
+					expect(await peerSerial(port, trusting())).toBe(pki.server.serial);
+					const renewed = pki.issueServer(0x1234);
+					expect(renewed.serial).toBe("1234");
+					fs.writeFileSync(certFile, renewed.cert);
+					fs.writeFileSync(keyFile, renewed.key);
+					expect(await keepAliveGet(agent)).toEqual({ status: 200, reused: false, serial: pki.server.serial });
+
+					node.process.kill("SIGHUP");
+					await waitFor(async () => (await peerSerial(port, trusting())) === "1234", 10_000);
+					// The connection made before the reload goes on with the certificate it was made with.
+					expect(await keepAliveGet(agent)).toEqual({ status: 200, reused: true, serial: pki.server.serial });
+					const registered = await registerAgent(url, trusting(), "after-reload");
+					expect(registered.status).toBe(201);
+					await waitFor(async () => ws.messages.some(m => m.type === "agent_update" && m.agent_id === registered.body.id), 5000);
+					expect(node.process.exitCode).toBeNull();
+					const lines = node.output.join("");
+					expect(lines).toMatch(/"variable":"TLS_CERT_FILE".*SIGHUP: certificates re-read/);
+					expect(lines).toMatch(/"variable":"OUTBOUND_CA_FILE".*SIGHUP: certificates re-read/);
+				} finally {
+					ws.ws.close();
+					agent.destroy();
+				}
+			});
+
+			test("a broken file on SIGHUP: the node says so and keeps serving the certificate it had", async () => {
+				fs.writeFileSync(keyFile, "not a key");
+				node.process.kill("SIGHUP");
+				await waitFor(async () => /"variable":"TLS_CERT_FILE".*certificates not re-read/.test(node.output.join("")), 10_000);
+				expect(await peerSerial(port, trusting())).toBe("1234");
+				expect((await tlsRequest(`${url}/health`, trusting())).status).toBe(200);
+			});
 		});
 	});
 });
