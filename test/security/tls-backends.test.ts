@@ -1,15 +1,24 @@
 /**
  * TLS to the backing services, against real servers with certificates made by openssl here:
- * a private nats-server with --tls (and --tlsverify for mutual TLS).
+ * a private nats-server with --tls (and --tlsverify for mutual TLS), a private redis-server on a
+ * TLS port (rediss://, the CA through NODE_EXTRA_CA_CERTS), and PostgreSQL's sslmode as pg reads it
+ * from DATABASE_URL (the machine's server has no TLS: a TLS-terminating proxy in front of it).
  */
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import path from "node:path";
-import { tempDir, TEST_SECRETS } from "../support/broker";
+import tls from "node:tls";
+import type { ServiceBroker } from "moleculer";
+import { COLLECTIONS } from "../../src/storage/collections";
+import { postgresStorage, sqlModelDefinition } from "../../src/storage/postgres";
+import type { DbAdapter } from "../../src/storage/storage-adapter";
+import { tempDir, testConfig, TEST_SECRETS } from "../support/broker";
 import { createTestPki, type Issued, type TestPki } from "../support/certs";
-import { ensureBuilt, freePort, startAgentNode, startNatsServer, startNode, type ManagedProcess } from "../support/cluster";
+import { ensureBuilt, freePort, startAgentNode, startNatsServer, startNode, startRedisServer, type ManagedProcess } from "../support/cluster";
 import { client, request, waitFor } from "../support/http";
+import { createTestDatabase, type TestDatabase } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
-import { describeWith, NATS_SERVER, OPENSSL } from "../support/services";
+import { describeWith, NATS_SERVER, OPENSSL, POSTGRES, REDIS_SERVER } from "../support/services";
 
 jest.setTimeout(60_000);
 
@@ -147,5 +156,148 @@ describeWith(OPENSSL, NATS_SERVER)("NATS without TLS", () => {
 		track(nats);
 		const said = await refusedNode("tls-no-downgrade", { ...TEST_SECRETS, TRANSPORTER: nats.url, TRANSPORTER_TLS_CA_FILE: pki.ca.certFile }, nats);
 		expect(said).toMatch(/"code":"SERVER_OPT_NA"/);
+	});
+});
+
+describeWith(OPENSSL, REDIS_SERVER)("Redis over TLS (rediss://, the CA through NODE_EXTRA_CA_CERTS)", () => {
+	let redis: Awaited<ReturnType<typeof startRedisServer>>;
+	let env: Record<string, string>;
+	const urls: string[] = [];
+
+	async function gateway(name: string, extra: Record<string, string>): Promise<{ node: ManagedProcess; url: string }> {
+		const port = await freePort();
+		const node = track(startNode(name, { ...env, ...extra, SERVICES: "api", SERVER_PORT: String(port), DATA_DIR: tempDir() }));
+		const url = `http://127.0.0.1:${port}`;
+		await waitFor(async () => (await request(url, "GET", "/health").catch(() => ({ status: 0 }))).status === 200, 30_000);
+		return { node, url };
+	}
+
+	beforeAll(async () => {
+		redis = await startRedisServer(undefined, { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.ca.certFile });
+		track(redis);
+		expect(redis.url).toMatch(/^rediss:\/\//);
+		env = { ...TEST_SECRETS, REDIS_URL: redis.url, NAMESPACE: `tls-redis-${randomBytes(4).toString("hex")}`, RATE_LIMIT_PER_MINUTE: "1000" };
+		for (const name of ["redis-tls-a", "redis-tls-b"]) urls.push((await gateway(name, { NODE_EXTRA_CA_CERTS: pki.ca.certFile })).url);
+	}, 60_000);
+
+	test("two gateways share the rate limit through Redis over TLS", async () => {
+		for (const url of urls) await waitFor(async () => (await request(url, "GET", "/ready")).body.checks?.redis === "ok", 10_000);
+		// One window: the same counter goes down by one per request, whichever gateway answers.
+		const counts = await waitFor(async () => {
+			const answers = [];
+			for (const url of [urls[0], urls[1], urls[0], urls[1]]) answers.push((await request(url, "GET", "/health")).headers);
+			const resets = new Set(answers.map(h => h.get("x-ratelimit-reset")));
+			return resets.size === 1 ? answers.map(h => Number(h.get("x-ratelimit-remaining"))) : undefined;
+		}, 10_000);
+		expect(counts.slice(1).map((n, i) => counts[i] - n)).toEqual([1, 1, 1]);
+	});
+
+	test("without the CA a gateway does not trust the Redis server: not ready, and limiting per node", async () => {
+		const { node, url } = await gateway("redis-tls-untrusted", {});
+		const ready = await request(url, "GET", "/ready");
+		expect(ready.status).toBe(503);
+		expect(ready.body.checks.redis).not.toBe("ok");
+		await waitFor(async () => /Redis unreachable: rate limiting per node/.test(output(node)), 10_000);
+	});
+});
+
+/** A TLS-terminating proxy in front of PostgreSQL: answers the SSLRequest with 'S', does the TLS handshake, then relays. */
+async function startPgTlsProxy(cert: Issued, upstreamPort: number) {
+	const stats = { handshakes: 0, refusedPlain: 0 };
+	const sockets = new Set<net.Socket>();
+	const terminator = tls.createServer({ cert: cert.cert, key: cert.key }, secure => {
+		stats.handshakes++;
+		const upstream = net.connect(upstreamPort, "127.0.0.1");
+		sockets.add(upstream);
+		secure.pipe(upstream).pipe(secure);
+		secure.on("error", () => upstream.destroy());
+		upstream.on("error", () => secure.destroy());
+		secure.on("close", () => upstream.destroy());
+	});
+	terminator.on("tlsClientError", () => undefined);
+	const SSL_REQUEST = 80877103;
+	const proxy = net.createServer(socket => {
+		sockets.add(socket);
+		socket.on("error", () => undefined);
+		socket.once("data", first => {
+			if (first.length !== 8 || first.readInt32BE(4) !== SSL_REQUEST) {
+				stats.refusedPlain++;
+				return void socket.destroy();
+			}
+			socket.write("S", () => terminator.emit("connection", socket));
+		});
+	});
+	await new Promise<void>(resolve => proxy.listen(0, "127.0.0.1", resolve));
+	return {
+		port: (proxy.address() as net.AddressInfo).port,
+		stats,
+		close: () => {
+			for (const s of sockets) s.destroy();
+			return new Promise<void>(resolve => proxy.close(() => resolve()));
+		}
+	};
+}
+
+describeWith(OPENSSL, POSTGRES)("PostgreSQL sslmode in DATABASE_URL", () => {
+	let db: TestDatabase;
+	let proxy: Awaited<ReturnType<typeof startPgTlsProxy>>;
+	beforeAll(async () => {
+		db = await createTestDatabase();
+		proxy = await startPgTlsProxy(pki.server, new URL(db.url).port ? Number(new URL(db.url).port) : 5432);
+	});
+	afterAll(async () => {
+		await proxy?.close();
+		await db?.drop();
+	});
+
+	/** The storage adapter exactly as a node makes it from DATABASE_URL, connected once: "connected" or the driver's error. */
+	async function connect(url: string): Promise<string> {
+		const spec = COLLECTIONS.agents;
+		const adapter = postgresStorage.createDbAdapter(testConfig({ DATABASE_URL: url }), spec) as DbAdapter;
+		const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+		adapter.init({} as ServiceBroker, { schema: { model: sqlModelDefinition(spec) }, logger: quiet });
+		try {
+			await adapter.connect();
+			return "connected";
+		} catch (err) {
+			return (err as Error).message;
+		} finally {
+			await adapter.disconnect().catch(() => undefined);
+		}
+	}
+	const viaProxy = (query: string) => {
+		const url = new URL(db.url);
+		url.port = String(proxy.port);
+		return `${url.toString()}?${query}`;
+	};
+
+	test("sslmode=require and verify-full reach pg through Sequelize: the machine's server, without TLS, answers pg's own refusal", async () => {
+		expect(await connect(db.url)).toBe("connected");
+		expect(await connect(`${db.url}?sslmode=disable`)).toBe("connected");
+		// Plain require is verify-full to pg 8 (it warns so); uselibpqcompat=true gives libpq's meaning (encrypt, do not verify).
+		expect(await connect(`${db.url}?sslmode=require`)).toBe("The server does not support SSL connections");
+		expect(await connect(`${db.url}?uselibpqcompat=true&sslmode=require`)).toBe("The server does not support SSL connections");
+		expect(await connect(`${db.url}?sslmode=verify-full`)).toBe("The server does not support SSL connections");
+	});
+
+	test("verify-full with sslrootcert through a TLS proxy: a whole server runs on it; without the CA the proxy's certificate is refused", async () => {
+		const secure = viaProxy(`sslmode=verify-full&sslrootcert=${encodeURIComponent(pki.ca.certFile)}`);
+		expect(await connect(secure)).toBe("connected");
+		expect(await connect(viaProxy("sslmode=verify-full"))).toBe("unable to verify the first certificate");
+		expect(await connect(viaProxy(`sslmode=verify-full&sslrootcert=${encodeURIComponent(pki.otherCa.certFile)}`))).toBe("unable to verify the first certificate");
+		expect(await connect(viaProxy("sslmode=disable"))).not.toBe("connected");
+
+		const before = proxy.stats.handshakes;
+		const server = await startServer({ DATABASE_URL: secure });
+		try {
+			const operator = client(server.url, server.token(["operator"]));
+			const created = await operator.post("/api/v1/tasks", { type: "processing", payload: { over: "tls" } });
+			expect(created.status).toBe(201);
+			expect((await operator.get(`/api/v1/tasks/${created.body.task_id}`)).body).toMatchObject({ payload: { over: "tls" } });
+		} finally {
+			await server.stop();
+		}
+		expect(proxy.stats.handshakes).toBeGreaterThan(before);
+		expect(proxy.stats.refusedPlain).toBe(1);
 	});
 });
