@@ -3,9 +3,11 @@
  * status codes, the error body, audit of mutating calls. Services never see req/res; who may call
  * an action is the action's own `access`, checked where it runs (src/platform/trust.ts).
  */
-import type { Context, Service } from "moleculer";
+import type { Server as TlsServer } from "node:tls";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../src/platform/app-config";
+import { onCertificateReload } from "../src/platform/certificate-reload";
 import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
@@ -13,11 +15,13 @@ import { toErrorResponse } from "../src/gateway/error-response";
 import { auditEntry, clientIp, isProbe, keepProtoKey, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
 import { jsonBodyParser } from "../src/gateway/body-parser";
 import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
+import { localGatewayUrl } from "../src/gateway/local-gateway";
 import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES } from "../src/gateway/routes";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
 import { watchHttpRequest } from "../src/platform/metrics/http-requests";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/platform/metrics/prometheus";
+import { gatewayHttpsOptions, gatewaySecureContext } from "../src/platform/tls";
 import { MemoryRateLimiter, type RateLimiter } from "../src/gateway/rate-limit/rate-limiter";
 import { RedisRateLimiter } from "../src/gateway/rate-limit/redis-rate-limiter";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
@@ -28,15 +32,28 @@ import { EVENTS, type Principal } from "../src/types";
 interface ApiThis extends Service<Record<string, any>> {
 	config: AppConfig;
 	limiter: RateLimiter;
+	/** An HTTPS server (`tls.Server`) when TLS_CERT_FILE is set. */
 	server: import("node:http").Server;
+	/** Ends the SIGHUP reload of the certificate (TLS_CERT_FILE). */
+	stopCertificateReload?: () => void;
 	audit(req: Req, status: number, result: unknown): void;
 	rateLimit(key: string, res: Res): Promise<void>;
 	sendErrorResponse(req: Req, res: Res, err: Error): void;
 }
 
-const ApiService: TypedServiceSchema<ApiThis> = {
+const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: ServiceSchema): void } = {
 	name: "api",
 	mixins: [ApiGateway],
+
+	/** moleculer-web makes its server in its own `created`, before ours: HTTPS must be in the settings by then. */
+	merged(this: ApiThis, schema: ServiceSchema) {
+		const https = gatewayHttpsOptions(appConfig(this.broker).tls);
+		if (!https) return;
+		// A fresh object: several brokers in one process (tests, benchmarks) share this schema. Secure:
+		// Moleculer sends a service's settings to every node, and these hold the private key.
+		const $secureSettings = [...(schema.settings?.$secureSettings ?? []), "https"];
+		schema.settings = { ...schema.settings, https, $secureSettings } as ServiceSchema["settings"];
+	},
 
 	settings: {
 		port: 8080,
@@ -236,15 +253,20 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 	},
 
 	started(this: ApiThis) {
+		// SIGHUP: new handshakes get the certificate on disk then; open connections keep theirs.
+		const server = this.server as unknown as TlsServer;
+		if (this.config.tls.certFile)
+			this.stopCertificateReload = onCertificateReload(this.config, "TLS_CERT_FILE", () => server.setSecureContext(gatewaySecureContext(this.config.tls)!));
 		if (this.config.secretsGenerated) {
 			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 }, this.config.jwt);
 			this.logger.warn(
-				`Development mode: JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
+				`Development mode: gateway on ${localGatewayUrl(this.broker, this.config)}; JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
 			);
 		}
 	},
 
 	async stopped(this: ApiThis) {
+		this.stopCertificateReload?.();
 		await this.limiter.close();
 	}
 };

@@ -5,6 +5,7 @@
 import path from "node:path";
 import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { pino, type DestinationStream } from "pino";
+import { certificateReloadMiddleware } from "./certificate-reload";
 import type { EnvConfig } from "./config";
 import { redisOptions, ResilientRedisCacher } from "./redis-cacher";
 import { brokerErrorHandler, errorTrackingMiddleware } from "./error-tracking";
@@ -60,7 +61,8 @@ function metricsOptions(config: EnvConfig): BrokerOptions["metrics"] {
 }
 
 /**
- * Ours first (innermost around handlers), then Moleculer's own with a cheaper "Metrics" (see
+ * Ours first (innermost around handlers; CertificateReload has only the started/stopped hooks: SIGHUP
+ * re-reads certificates), then Moleculer's own with a cheaper "Metrics" (see
  * moleculer-metrics.ts). The guards go just outside Moleculer's "Cacher": a caller is
  * authenticated (Trust), then its payload checked, before the cache, the bulkhead or the validator
  * spend anything on it or tell it anything.
@@ -69,7 +71,7 @@ function operationsMiddlewares(config: EnvConfig): Array<Middleware | string> {
 	const internal = internalMiddlewares();
 	const outsideCacher = internal.indexOf("Cacher") + 1;
 	return [
-		requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(),
+		requestContextMiddleware(), mcpMetricsMiddleware(), errorTrackingMiddleware(), certificateReloadMiddleware(config),
 		...internal.slice(0, outsideCacher), payloadGuardMiddleware(), trustMiddleware(config), ...internal.slice(outsideCacher)
 	];
 }

@@ -8,12 +8,15 @@
  * and at every connect on the address actually dialled (`fetch` goes through a dispatcher whose
  * connector refuses denied literals and whose `lookup` refuses a name when any of its addresses is
  * denied), so a name that resolves elsewhere later (DNS rebinding) still gets nowhere. Redirects
- * are never followed: a 3xx is a failed call.
+ * are never followed: a 3xx is a failed call. HTTPS trusts Node's root certificates, and with
+ * OUTBOUND_CA_FILE that file's CA too (re-read on SIGHUP).
  */
 import dns from "node:dns";
 import net, { type LookupFunction } from "node:net";
 import { Agent, buildConnector, fetch as undiciFetch } from "undici";
-import { ConfigError, type EgressSettings } from "../platform/config";
+import { onCertificateReload } from "../platform/certificate-reload";
+import { ConfigError, type EgressSettings, type TlsSettings } from "../platform/config";
+import { outboundCa } from "../platform/tls";
 import type { FieldError } from "../types";
 
 export type Lookup = (hostname: string, options: dns.LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void) => void;
@@ -139,18 +142,33 @@ const systemLookup: Lookup = (hostname, options, callback) => dns.lookup(hostnam
 export interface EgressPolicyOptions {
 	/** How names are resolved, before a URL is accepted and at every connect (default `dns.lookup`). */
 	lookup?: Lookup;
+	/** OUTBOUND_CA_FILE: HTTPS trusts Node's root certificates and this file's; `reloadCa` reads it again. */
+	caFile?: string;
 }
 
 export class EgressPolicy {
 	private readonly allow: Rules;
 	private readonly deny: Rules;
 	private readonly lookup: Lookup;
+	private readonly caFile?: string;
+	private connector: buildConnector.connector;
 	private dispatcher?: Agent;
 
 	constructor(settings: EgressSettings, options: EgressPolicyOptions = {}) {
 		this.allow = new Rules(settings.allow, "EGRESS_ALLOW");
 		this.deny = new Rules(settings.deny, "EGRESS_DENY");
 		this.lookup = options.lookup ?? systemLookup;
+		this.caFile = options.caFile;
+		this.connector = this.newConnector();
+	}
+
+	private newConnector(): buildConnector.connector {
+		return buildConnector({ lookup: this.guardedLookup, ...(this.caFile ? { ca: outboundCa(this.caFile) } : {}) });
+	}
+
+	/** OUTBOUND_CA_FILE read again: new connections trust what it holds now, pooled ones keep going. Throws (keeping the old CA) when it cannot be read. */
+	reloadCa(): void {
+		if (this.caFile) this.connector = this.newConnector();
 	}
 
 	/** May the server connect to this IP address? */
@@ -212,14 +230,13 @@ export class EgressPolicy {
 	/** One pool for every call through this policy; its connector checks each connect. */
 	private guardedDispatcher(): Agent {
 		if (this.dispatcher) return this.dispatcher;
-		const connector = buildConnector({ lookup: this.guardedLookup });
 		return (this.dispatcher = new Agent({
 			connect: (options, callback) => {
 				// An IP literal is dialled without a lookup: judge it here.
 				const host = bareHost(options.hostname);
 				if (net.isIP(host) && !this.allowsAddress(host))
 					return callback(new EgressDeniedError(`${host} is not allowed by the egress policy`), null);
-				connector(options, callback);
+				this.connector(options, callback);
 			}
 		}));
 	}
@@ -252,9 +269,13 @@ export class EgressPolicy {
 
 const shared = new WeakMap<EgressSettings, EgressPolicy>();
 
-/** The policy of a node's configuration: one per config, shared by its services (one connection pool). */
-export function egressPolicy(config: { egress: EgressSettings }): EgressPolicy {
+/** The policy of a node's configuration: one per config, shared by its services (one connection pool); SIGHUP re-reads its CA. */
+export function egressPolicy(config: { egress: EgressSettings; tls: TlsSettings }): EgressPolicy {
 	let policy = shared.get(config.egress);
-	if (!policy) shared.set(config.egress, (policy = new EgressPolicy(config.egress)));
+	if (!policy) {
+		const created = (policy = new EgressPolicy(config.egress, { caFile: config.tls.outboundCaFile }));
+		shared.set(config.egress, created);
+		if (config.tls.outboundCaFile) onCertificateReload(config, "OUTBOUND_CA_FILE", () => created.reloadCa());
+	}
 	return policy;
 }

@@ -7,7 +7,7 @@
 import type { Logger, ServiceBroker } from "moleculer";
 import type { TaskRecord } from "../domain/tasks/decide";
 import { isTerminal } from "../domain/tasks/state-machine";
-import { localGatewayPort } from "../gateway/local-gateway";
+import { localGatewayUrl } from "../gateway/local-gateway";
 import type { AppConfig } from "../platform/config";
 import type { EntityStore } from "../storage/entity-store";
 import type { Agent, Principal, Task } from "../types";
@@ -74,8 +74,8 @@ export class TaskRuntime {
 			isOpen: task => !isTerminal(task.status),
 			onAdopted: task => host.resume(task)
 		});
-		// Where HTTP agents call back: PUBLIC_URL, else this node's own gateway.
-		const callbackBase = () => config.publicUrl ?? `http://127.0.0.1:${localGatewayPort(broker) ?? config.serverPort}`;
+		// Where HTTP agents call back: PUBLIC_URL, else this node's own gateway (https when it serves TLS).
+		const callbackBase = () => config.publicUrl ?? localGatewayUrl(broker, config);
 		this.deliveries = new Deliveries({ broker, config, callbackBase });
 		this.dispatcher = new Dispatcher({
 			nodeId: broker.nodeID,

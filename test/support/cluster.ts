@@ -86,9 +86,12 @@ export interface NatsAuth {
 	config?: string;
 }
 
-export async function startNatsServer(port?: number, auth: NatsAuth = {}): Promise<ManagedProcess & { port: number; url: string }> {
+/** `options`: how clients get in, or more command-line options (e.g. `--tls --tlscert … --tlskey …`: the URL stays nats://, the client upgrades). */
+export async function startNatsServer(port?: number, options: NatsAuth | string[] = {}): Promise<ManagedProcess & { port: number; url: string }> {
 	const p = port ?? (await freePort());
 	const args = ["-a", "127.0.0.1", "-p", String(p)];
+	const auth: NatsAuth = Array.isArray(options) ? {} : options;
+	if (Array.isArray(options)) args.push(...options);
 	if (auth.token) args.push("--auth", auth.token);
 	if (auth.user) args.push("--user", auth.user, "--pass", auth.password ?? "");
 	if (auth.config) {
@@ -101,11 +104,20 @@ export async function startNatsServer(port?: number, auth: NatsAuth = {}): Promi
 	return Object.assign(nats, { port: p, url: `nats://127.0.0.1:${p}` });
 }
 
-export async function startRedisServer(port?: number): Promise<ManagedProcess & { port: number; url: string }> {
+/** With `tls`: TLS only (no plain port), clients need no certificate; the URL is rediss://. */
+export async function startRedisServer(port?: number, tls?: { certFile: string; keyFile: string; caFile: string }): Promise<ManagedProcess & { port: number; url: string }> {
 	const p = port ?? (await freePort());
-	const redis = manage(`redis:${p}`, "redis-server", ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+	const listen = tls
+		? ["--port", "0", "--tls-port", String(p), "--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no"]
+		: ["--port", String(p)];
+	const redis = manage(`redis:${p}`, "redis-server", [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
 	await waitFor(() => portOpen(p), 10_000);
-	return Object.assign(redis, { port: p, url: `redis://127.0.0.1:${p}` });
+	return Object.assign(redis, { port: p, url: `${tls ? "rediss" : "redis"}://127.0.0.1:${p}` });
+}
+
+/** An agent node as `npm run agent` runs it (dist/agents/agent-node.js). */
+export function startAgentNode(name: string, env: Record<string, string>): ManagedProcess {
+	return manage(name, process.execPath, [path.join(ROOT, "dist/agents/agent-node.js")], { NODE_ID: name, LOG_LEVEL: "warn", ...env });
 }
 
 /** An MCP node as `npm start` runs it (moleculer-runner over dist/services), with `SERVICES` picking its role. */

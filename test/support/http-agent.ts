@@ -3,6 +3,7 @@
  * with the callback token as the contract describes. Its behaviour per delivery is scripted.
  */
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TaskDelivery } from "../../src/types";
 
@@ -29,7 +30,8 @@ export const complete = (result: unknown = { ok: true }): AgentScript => d => vo
 export const fail = (error = "boom", retryable = true): AgentScript => d => void postJson(d.callbacks.fail, d.callback_token, { error, retryable });
 export const silent: AgentScript = () => undefined;
 
-export async function startHttpAgent(): Promise<HttpAgent> {
+/** `tls`: serve HTTPS with this key and certificate instead of HTTP. */
+export async function startHttpAgent(options: { tls?: https.ServerOptions } = {}): Promise<HttpAgent> {
 	const agent: HttpAgent = {
 		url: "",
 		deliveries: [],
@@ -38,7 +40,7 @@ export async function startHttpAgent(): Promise<HttpAgent> {
 		deliveryStatus: 200,
 		close: async () => undefined
 	};
-	const server = http.createServer((req, res) => {
+	const handler: http.RequestListener = (req, res) => {
 		if (req.url === "/health") return void res.end("ok");
 		let body = "";
 		req.on("data", chunk => (body += chunk));
@@ -50,10 +52,11 @@ export async function startHttpAgent(): Promise<HttpAgent> {
 			agent.deliveries.push(delivery);
 			setImmediate(() => void agent.script(delivery));
 		});
-	});
+	};
+	const server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
 	await new Promise<void>(resolve => server.listen(0, "127.0.0.1", resolve));
 	const port = (server.address() as AddressInfo).port;
-	agent.url = `http://127.0.0.1:${port}`;
+	agent.url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
 	agent.endpoints = { task: `${agent.url}/task`, health: `${agent.url}/health` };
 	agent.close = () => new Promise(resolve => server.close(() => resolve()));
 	return agent;

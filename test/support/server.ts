@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import type { AppConfig } from "../../src/platform/config";
-import { localGatewayPort } from "../../src/gateway/local-gateway";
+import { localGatewayUrl } from "../../src/gateway/local-gateway";
 import { mintToken } from "../../src/platform/tokens";
 import type { Role } from "../../src/types";
 import { createTestBroker, testConfig } from "./broker";
@@ -35,11 +35,10 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
 	const broker = createTestBroker(config);
 	for (const name of services) broker.createService(loadServiceSchema(name));
 	await broker.start();
-	const port = localGatewayPort(broker) ?? 0;
 	return {
 		broker,
 		config,
-		url: `http://127.0.0.1:${port}`,
+		url: localGatewayUrl(broker, config),
 		token: (roles, sub = `test-${roles.join("-")}`, extra = {}) =>
 			mintToken(config.secrets.jwtSecret, { sub, roles, expiresInSec: extra.expiresInSec ?? 3600, agent_id: extra.agent_id }, config.jwt),
 		stop: () => broker.stop()

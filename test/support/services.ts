@@ -6,7 +6,7 @@
  * skipped (a test body that returns early is counted as passed). Jest declares tests
  * synchronously, so the TCP probe runs in a short-lived child process.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 
 export const inCI = process.env.CI === "true";
 
@@ -23,7 +23,19 @@ export const REDIS: Service = { name: "Redis", host: "127.0.0.1", port: 6379 };
 /** Optional everywhere, CI included: its tests run only where MONGODB_URI names a server. */
 export const MONGODB = { name: "MongoDB", env: "MONGODB_URI" } as const;
 
-export type Requirement = Service | typeof MONGODB;
+/** A program a test runs, installed on every machine of this project's kind: required in CI. */
+export interface Program {
+	name: string;
+	command: string;
+	/** Arguments that make it print its version and exit 0. */
+	versionArgs: string[];
+}
+
+export const OPENSSL: Program = { name: "openssl", command: "openssl", versionArgs: ["version"] };
+export const NATS_SERVER: Program = { name: "nats-server", command: "/usr/sbin/nats-server", versionArgs: ["--version"] };
+export const REDIS_SERVER: Program = { name: "redis-server", command: "redis-server", versionArgs: ["--version"] };
+
+export type Requirement = Service | Program | typeof MONGODB;
 
 const PROBE = `
 const socket = require("node:net").connect({ host: process.argv[1], port: Number(process.argv[2]) });
@@ -51,7 +63,7 @@ export function reachableSync(host: string, port: number, timeoutMs = 1000): boo
 }
 
 /**
- * True when every requirement is met. A missing TCP service throws in CI (the suite fails loudly)
+ * True when every requirement is met. A missing TCP service or program throws in CI (the suite fails loudly)
  * and warns outside it; MongoDB without MONGODB_URI is simply not there, in CI too.
  */
 export function available(...requirements: Requirement[]): boolean {
@@ -59,6 +71,12 @@ export function available(...requirements: Requirement[]): boolean {
 		if ("env" in r) {
 			if (!process.env[r.env]) return false;
 			continue;
+		}
+		if ("command" in r) {
+			if (spawnSync(r.command, r.versionArgs, { stdio: "ignore", timeout: 10_000 }).status === 0) continue;
+			if (inCI) throw new Error(`${r.name} (${r.command}) is required in CI but does not run`);
+			console.warn(`${r.name} (${r.command}) does not run: skipping its tests`);
+			return false;
 		}
 		if (reachableSync(r.host, r.port)) continue;
 		if (inCI) throw new Error(`${r.name} at ${r.host}:${r.port} is required in CI but not reachable`);
