@@ -9,7 +9,7 @@ import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
-import { toErrorResponse } from "../src/gateway/error-response";
+import { quotaHeaders, toErrorResponse } from "../src/gateway/error-response";
 import { auditEntry, clientIp, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
 import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { checkReadiness } from "../src/gateway/readiness";
@@ -152,6 +152,7 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 			this.audit(req, status, null);
 			if (res.headersSent) return void res.end();
 			res.statusCode = status;
+			if (body.error.code === "QUOTA_EXCEEDED") for (const [name, value] of Object.entries(quotaHeaders(body.error.details))) res.setHeader(name, value);
 			res.setHeader("Content-Type", "application/json; charset=utf-8");
 			if (req.$ctx?.requestID) res.setHeader("X-Request-ID", req.$ctx.requestID);
 			res.end(JSON.stringify(body));
@@ -218,6 +219,8 @@ const ApiService: TypedServiceSchema<ApiThis> = {
 							if (rule.status === 202) res.setHeader("Location", ctx.meta.$location);
 						}
 					}
+					// An admitted submission's quota figures (src/runtime/quotas.ts).
+					for (const [name, value] of Object.entries(quotaHeaders(ctx.meta.quota))) res.setHeader(name, value);
 					self.audit(req, ctx.meta.$statusCode ?? 200, data);
 					return data;
 				}
