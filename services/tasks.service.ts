@@ -9,8 +9,10 @@
  */
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
+import { quotasMixin, type QuotasThis } from "../mixins/quotas.mixin";
 import { taskErrorEvent } from "../src/domain/tasks/events";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
+import { OPEN_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
@@ -24,16 +26,14 @@ import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
 import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
 import { COLLECTIONS } from "../src/storage/collections";
-import { DuplicateKeyError, type Filter } from "../src/storage/entity-store";
+import { insertNew, type Filter } from "../src/storage/entity-store";
 import { EVENTS, PRIORITIES, TASK_STATUSES, type AgentUpdatedEvent, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
 
 /** `taskId`, `createdBy` and `managers` come from the pipeline engine only (a trusted node's own call). */
 type Meta = { idempotencyKey?: string; forwarded?: boolean; taskId?: string; createdBy?: string | null; managers?: string[] };
 type Applied = Outcome<StoredTask, TaskEffect>;
 
-const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
-
-interface TasksThis extends Service, StorageThis<StoredTask> {
+interface TasksThis extends Service, StorageThis<StoredTask>, QuotasThis {
 	config: AppConfig;
 	runtime: TaskRuntime;
 	context(): TaskContext;
@@ -48,7 +48,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 
 const TasksService: TypedServiceSchema<TasksThis> = {
 	name: "tasks",
-	mixins: [storageMixin(COLLECTIONS.tasks)],
+	mixins: [storageMixin(COLLECTIONS.tasks), quotasMixin],
 
 	actions: {
 		create: {
@@ -80,13 +80,10 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 					idempotency_key: key ?? null
 				}, new Date());
 				const stored: StoredTask = { ...task, version: 1, owner_node: this.broker.nodeID };
-				try {
-					await this.store.insert(stored);
-				} catch (err) {
-					if (!(err instanceof DuplicateKeyError)) throw err;
-					// The same key again: answer with the task it made.
-					return toWire(await this.runtime.actor.load(taskId));
-				}
+				// The same key again answers with the task it made; else the caller's quotas admit it (stage tasks count, never refused).
+				const openTasks = (sub: string) => this.store.count({ created_by: sub, status: { $in: OPEN_STATUSES } });
+				const made = !(key && (await this.store.get(taskId))) && (await this.quotas.admit(ctx, openTasks, () => insertNew(this.store, stored)));
+				if (!made) return toWire(await this.runtime.actor.load(taskId));
 				this.runtime.live.set(taskId, stored);
 				this.execute({ entity: stored, previous: stored, changed: true, effects });
 				return toWire(stored);
