@@ -212,10 +212,11 @@ describeWith(POSTGRES, NATS, REDIS)("two nodes over NATS sharing PostgreSQL and 
 	let nodes: TestServer[] = [];
 	let pipelineId: string;
 	const namespace = `quotas-${randomBytes(4).toString("hex")}`;
+	let env: Record<string, string>;
 
 	beforeAll(async () => {
 		db = await createTestDatabase();
-		const env = {
+		env = {
 			TRANSPORTER: `nats://${NATS.host}:${NATS.port}`,
 			NAMESPACE: namespace,
 			DATABASE_URL: db.url,
@@ -265,6 +266,21 @@ describeWith(POSTGRES, NATS, REDIS)("two nodes over NATS sharing PostgreSQL and 
 		for (const refused of results.filter(r => r.status !== 201)) expect(refused.body.error.code).toBe("QUOTA_EXCEEDED");
 		expect(await openOf(nodes[0], "ned")).toBe(OPEN);
 		expect(await openOf(nodes[1], "ned")).toBe(OPEN);
+	});
+
+	test("a gateway-only node answers with the figures the core node's quotas gave, over the transporter", async () => {
+		const gateway = await startServer({ ...env, NODE_ID: `${namespace}-gw` }, ["api"]);
+		try {
+			await gateway.broker.waitForServices(["tasks"]);
+			const c = as(gateway, "quin");
+			const first = await submit(c);
+			expect(first.status).toBe(201);
+			expect([first.headers.get("x-quota-limit"), first.headers.get("x-quota-remaining")]).toEqual([String(OPEN), String(OPEN - 1)]);
+			for (let i = 1; i < OPEN; i++) expect((await submit(c)).status).toBe(201);
+			expectQuotaRefusal(await submit(c), "open_tasks", OPEN);
+		} finally {
+			await gateway.stop();
+		}
 	});
 
 	test("20 pipeline executions at once through both gateways: exactly the hourly budget is admitted", async () => {
