@@ -14,6 +14,7 @@ import { forEachBounded } from "../src/runtime/bounded";
 import { asDispatchTask } from "../src/runtime/dispatcher";
 import { taskToWire, type StoredTask, type TaskRuntime } from "../src/runtime/task-runtime";
 import type { StorageThis } from "./db.mixin";
+import type { QuotasThis } from "./quotas.mixin";
 import type { Filter } from "../src/storage/entity-store";
 import { TASK_STATUSES, type AgentStatus, type Task, type TaskStatus } from "../src/types";
 
@@ -40,9 +41,10 @@ export interface BulkFilter {
 	pipeline_id?: string;
 }
 
-interface OperationsThis extends Service, StorageThis<StoredTask> {
+interface OperationsThis extends Service, StorageThis<StoredTask>, QuotasThis {
 	runtime: TaskRuntime;
 	onCall(ctx: Context<{ id: string }>, event: TaskEvent): Promise<Task>;
+	openTasksOf(subject: string): Promise<number>;
 }
 
 const schema: TypedServiceSchema<OperationsThis> = {
@@ -114,7 +116,13 @@ const schema: TypedServiceSchema<OperationsThis> = {
 			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: OperationsThis, ctx: Context<{ id: string }>) {
-				return this.onCall(ctx, { type: "retry", by: principalOf(ctx) ?? undefined });
+				// A retry opens the task again: the caller's quotas admit it as they admit a new submission.
+				let retried: Task | undefined;
+				await this.quotas.admit(ctx, subject => this.openTasksOf(subject), async () => {
+					retried = await this.onCall(ctx, { type: "retry", by: principalOf(ctx) ?? undefined });
+					return true;
+				});
+				return retried;
 			}
 		},
 

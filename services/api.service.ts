@@ -11,7 +11,7 @@ import { onCertificateReload } from "../src/platform/certificate-reload";
 import type { AppConfig } from "../src/platform/config";
 import { reportServerError } from "../src/platform/error-tracking";
 import { ApiError, forbidden, unauthorized } from "../src/platform/errors";
-import { toErrorResponse } from "../src/gateway/error-response";
+import { quotaHeaders, toErrorResponse } from "../src/gateway/error-response";
 import { auditEntry, clientIp, isProbe, keepProtoKey, pathOf, type GatewayMeta, type Req, type Res } from "../src/gateway/http-request";
 import { jsonBodyParser } from "../src/gateway/body-parser";
 import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
@@ -170,6 +170,7 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 			this.audit(req, status, null);
 			if (res.headersSent) return void res.end();
 			res.statusCode = status;
+			if (body.error.code === "QUOTA_EXCEEDED") for (const [name, value] of Object.entries(quotaHeaders(body.error.details))) res.setHeader(name, value);
 			res.setHeader("Content-Type", "application/json; charset=utf-8");
 			if (req.$ctx?.requestID) res.setHeader("X-Request-ID", req.$ctx.requestID);
 			res.end(JSON.stringify(body));
@@ -239,6 +240,8 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 							if (rule.status === 202) res.setHeader("Location", ctx.meta.$location);
 						}
 					}
+					// An admitted submission's quota figures (src/runtime/quotas.ts).
+					for (const [name, value] of Object.entries(quotaHeaders(ctx.meta.quota))) res.setHeader(name, value);
 					self.audit(req, ctx.meta.$statusCode ?? 200, data);
 					return data;
 				}

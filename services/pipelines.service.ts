@@ -11,6 +11,7 @@
 import type { Context, Errors } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { pipelineDefinitionsMixin, type DefinitionsThis } from "../mixins/pipeline-definitions.mixin";
+import { quotasMixin, type QuotasThis } from "../mixins/quotas.mixin";
 import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
 import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
 import { mayExecute, mayManage } from "../src/domain/access";
@@ -25,7 +26,7 @@ import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId, stageTaskId } from "../src/runtime/ids";
 import { RunNotifier } from "../src/runtime/run-notifier";
 import { COLLECTIONS } from "../src/storage/collections";
-import { DuplicateKeyError } from "../src/storage/entity-store";
+import { insertNew } from "../src/storage/entity-store";
 import { EVENTS, type ErrorCode, type Pipeline, type PipelineExecution, type Principal, type Task } from "../src/types";
 
 type Meta = { user?: Principal | null; idempotencyKey?: string };
@@ -33,8 +34,7 @@ type RunRef = { id: string; run_id: string };
 
 const RUNS_IN_DEFINITION = 100;
 
-
-interface PipelinesThis extends DefinitionsThis, StorageThis<StoredRun> {
+interface PipelinesThis extends DefinitionsThis, StorageThis<StoredRun>, QuotasThis {
 	config: AppConfig;
 	actor: EntityActor<StoredRun>;
 	notifier: RunNotifier;
@@ -54,7 +54,7 @@ const isApiError = (err: unknown, ...codes: ErrorCode[]) => codes.includes((err 
 
 const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	name: "pipelines",
-	mixins: [storageMixin(COLLECTIONS.runs), pipelineDefinitionsMixin],
+	mixins: [storageMixin(COLLECTIONS.runs), pipelineDefinitionsMixin, quotasMixin],
 
 	actions: {
 		get: {
@@ -92,11 +92,10 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 				const key = ctx.meta.idempotencyKey;
 				const runId = key ? idempotentId("run", [by?.sub ?? "anonymous", pipeline.pipeline_id], key) : newId("run");
 				const run = newRun(runId, pipeline, ctx.params, new Date().toISOString(), by?.sub ?? null);
-				try {
-					// Persisted before any stage starts: a crash from here on is picked up by `resume`.
-					await this.store.insert(run);
-				} catch (err) {
-					if (!(err instanceof DuplicateKeyError)) throw err;
+				// Persisted before any stage starts: a crash from here on is picked up by `resume`. The same key again answers
+				// with the run it made; else the executor's hourly quota admits it (src/runtime/quotas.ts).
+				const made = !(key && (await this.store.get(runId))) && (await this.quotas.admit(ctx, null, () => insertNew(this.store, run)));
+				if (!made) {
 					const existing = await this.actor.load(runId);
 					return { run_id: existing.run_id, pipeline_id: existing.pipeline_id, status: existing.status };
 				}

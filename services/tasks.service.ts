@@ -10,8 +10,10 @@
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { taskOperationsMixin } from "../mixins/task-operations.mixin";
+import { quotasMixin, type QuotasThis } from "../mixins/quotas.mixin";
 import { taskErrorEvent } from "../src/domain/tasks/events";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
+import { OPEN_STATUSES } from "../src/domain/tasks/state-machine";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
@@ -25,22 +27,21 @@ import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
 import { TaskRuntime, taskToWire as toWire, type StoredTask } from "../src/runtime/task-runtime";
 import { COLLECTIONS } from "../src/storage/collections";
-import { DuplicateKeyError } from "../src/storage/entity-store";
-import { EVENTS, PRIORITIES, type AgentUpdatedEvent, type Task, type TaskStatus, type TaskSubmission } from "../src/types";
+import { insertNew } from "../src/storage/entity-store";
+import { EVENTS, PRIORITIES, type AgentUpdatedEvent, type Task, type TaskSubmission } from "../src/types";
 
 /** `taskId`, `createdBy` and `managers` come from the pipeline engine only (a trusted node's own call). */
 type Meta = { idempotencyKey?: string; forwarded?: boolean; taskId?: string; createdBy?: string | null; managers?: string[] };
 type Applied = Outcome<StoredTask, TaskEffect>;
 
-const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
-
-interface TasksThis extends Service, StorageThis<StoredTask> {
+interface TasksThis extends Service, StorageThis<StoredTask>, QuotasThis {
 	config: AppConfig;
 	runtime: TaskRuntime;
 	context(): TaskContext;
 	apply(id: string, event: TaskEvent): Promise<Applied>;
 	applyQuietly(id: string, event: TaskEvent): Promise<void>;
 	onCall(ctx: Context<{ id: string }, Meta>, event: TaskEvent): Promise<Task>;
+	openTasksOf(subject: string): Promise<number>;
 	execute(applied: Applied): void;
 	deliver(task: StoredTask, agentId: string): Promise<void>;
 	resume(task: StoredTask): Promise<void>;
@@ -49,7 +50,7 @@ interface TasksThis extends Service, StorageThis<StoredTask> {
 
 const TasksService: TypedServiceSchema<TasksThis> = {
 	name: "tasks",
-	mixins: [storageMixin(COLLECTIONS.tasks), taskOperationsMixin],
+	mixins: [storageMixin(COLLECTIONS.tasks), taskOperationsMixin, quotasMixin],
 
 	actions: {
 		create: {
@@ -81,13 +82,9 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 					idempotency_key: key ?? null
 				}, new Date());
 				const stored: StoredTask = { ...task, version: 1, owner_node: this.broker.nodeID };
-				try {
-					await this.store.insert(stored);
-				} catch (err) {
-					if (!(err instanceof DuplicateKeyError)) throw err;
-					// The same key again: answer with the task it made.
-					return toWire(await this.runtime.actor.load(taskId));
-				}
+				// The same key again answers with the task it made; else the caller's quotas admit it (stage tasks count, never refused).
+				const made = !(key && (await this.store.get(taskId))) && (await this.quotas.admit(ctx, subject => this.openTasksOf(subject), () => insertNew(this.store, stored)));
+				if (!made) return toWire(await this.runtime.actor.load(taskId));
 				this.runtime.live.set(taskId, stored);
 				this.execute({ entity: stored, previous: stored, changed: true, effects });
 				return toWire(stored);
@@ -158,6 +155,11 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 	methods: {
 		context(this: TasksThis): TaskContext {
 			return { now: new Date(), random: Math.random, retry: { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs } };
+		},
+
+		/** A subject's pending, retrying and running tasks: what the open-task quota counts. */
+		openTasksOf(this: TasksThis, subject: string): Promise<number> {
+			return this.store.count({ created_by: subject, status: { $in: OPEN_STATUSES } });
 		},
 
 		async apply(this: TasksThis, id: string, event: TaskEvent) {

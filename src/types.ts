@@ -47,6 +47,7 @@ export type ErrorCode =
 	| "PAYLOAD_TOO_LARGE"
 	| "VALIDATION_ERROR"
 	| "RATE_LIMITED"
+	| "QUOTA_EXCEEDED"
 	| "NOT_READY"
 	| "INTERNAL_ERROR";
 

@@ -2,6 +2,7 @@
  * Any error → the contract's `{ error: { code, message, details } }` and an HTTP status.
  * Internal failures keep their details out of the response (they are logged instead).
  */
+import { ERROR_STATUS } from "../platform/errors";
 import type { ErrorBody, ErrorCode, FieldError } from "../types";
 
 interface AnyError {
@@ -50,10 +51,23 @@ export function toErrorResponse(err: AnyError): ErrorResponse {
 	if (status >= 500 && status !== 503)
 		return { status, body: { error: { code: "INTERNAL_ERROR", message: status === 504 ? "Upstream timeout" : "Internal server error" } } };
 
-	const code = (err.type && err.type === err.type.toUpperCase() && (Object.values(CODE_BY_STATUS) as string[]).includes(err.type)
-		? err.type
-		: CODE_BY_STATUS[status] ?? "BAD_REQUEST") as ErrorCode;
+	// One of our codes (src/platform/errors.ts) with its own status keeps its name: 429 is RATE_LIMITED or QUOTA_EXCEEDED.
+	const ours = err.type && Object.hasOwn(ERROR_STATUS, err.type) && ERROR_STATUS[err.type as ErrorCode] === status;
+	const code = (ours ? err.type : CODE_BY_STATUS[status] ?? "BAD_REQUEST") as ErrorCode;
 	const body: ErrorBody = { error: { code, message: err.message ?? code } };
 	if (err.data !== undefined && err.data !== null) body.error.details = err.data;
 	return { status, body };
+}
+
+/**
+ * The headers that go with a quota's figures (src/domain/quotas.ts): on an admitted submission
+ * `X-Quota-Limit` and `X-Quota-Remaining`, on a refusal (QUOTA_EXCEEDED's details) `Retry-After` too.
+ */
+export function quotaHeaders(view: unknown): Record<string, string> {
+	const v = (view ?? {}) as { limit?: unknown; remaining?: unknown; retry_after_s?: unknown };
+	const headers: Record<string, string> = {};
+	if (typeof v.limit === "number") headers["X-Quota-Limit"] = String(v.limit);
+	if (typeof v.remaining === "number") headers["X-Quota-Remaining"] = String(v.remaining);
+	if (typeof v.retry_after_s === "number") headers["Retry-After"] = String(v.retry_after_s);
+	return headers;
 }

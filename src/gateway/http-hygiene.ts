@@ -16,7 +16,7 @@ export function setResponseHeaders(res: ServerResponse): void {
 }
 
 const CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-const CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"];
+const CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining"];
 
 /** moleculer-web's `cors` setting; undefined when no origin is allowed, so that no CORS header is sent. */
 export function gatewayCors(origins: string[] | "*"): Record<string, unknown> | undefined {

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
+import type { QuotaView } from "../domain/quotas";
 import type { AuditEntry, Principal } from "../types";
 import type { RestRoute } from "./routes";
 
@@ -30,6 +31,8 @@ export interface GatewayMeta {
 	/** The bearer token the caller presented, passed on for the action to verify. */
 	token?: string;
 	idempotencyKey?: string;
+	/** Set by an admitted submission (src/runtime/quotas.ts): its X-Quota-* headers. */
+	quota?: QuotaView;
 	clientIp?: string;
 	$statusCode?: number;
 	$location?: string;

@@ -5,7 +5,7 @@
 import { Errors } from "moleculer";
 import type { ErrorCode, FieldError } from "../types";
 
-const STATUS: Record<ErrorCode, number> = {
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
 	BAD_REQUEST: 400,
 	UNAUTHORIZED: 401,
 	FORBIDDEN: 403,
@@ -14,13 +14,14 @@ const STATUS: Record<ErrorCode, number> = {
 	PAYLOAD_TOO_LARGE: 413,
 	VALIDATION_ERROR: 422,
 	RATE_LIMITED: 429,
+	QUOTA_EXCEEDED: 429,
 	NOT_READY: 503,
 	INTERNAL_ERROR: 500
 };
 
 export class ApiError extends Errors.MoleculerClientError {
 	constructor(code: ErrorCode, message: string, details?: unknown) {
-		super(message, STATUS[code], code, details);
+		super(message, ERROR_STATUS[code], code, details);
 		this.name = "ApiError";
 	}
 }

@@ -16,9 +16,10 @@ export const COLLECTIONS = {
 		idField: "task_id",
 		queryable: {
 			status: "string", type: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
-			priority: "string", created_at: "string", version: "number", owner_node: "string"
+			priority: "string", created_at: "string", version: "number", owner_node: "string", created_by: "string"
 		},
-		indexes: [["status", "created_at"], ["type", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"]]
+		// ["created_by", "status"]: the open-task quota counts a subject's pending, retrying and running tasks.
+		indexes: [["status", "created_at"], ["type", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"], ["created_by", "status"]]
 	},
 	pipelines: {
 		name: "pipelines",

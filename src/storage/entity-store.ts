@@ -64,6 +64,17 @@ export class DuplicateKeyError extends Error {
 	}
 }
 
+/** Inserts `entity`: true, or false when its id exists already (a retried or idempotent submission). */
+export async function insertNew<T extends object>(store: EntityStore<T>, entity: T): Promise<boolean> {
+	try {
+		await store.insert(entity);
+		return true;
+	} catch (err) {
+		if (err instanceof DuplicateKeyError) return false;
+		throw err;
+	}
+}
+
 /** Rejects filters and sorts on undeclared fields: a programming error, caught by the contract tests. */
 export function assertQueryable(spec: CollectionSpec, fields: Iterable<string>): void {
 	for (const field of fields) {

@@ -25,6 +25,27 @@ const COLUMN_TYPES: Record<FieldType, DataTypes.DataType> = {
 	boolean: DataTypes.BOOLEAN
 };
 
+const SQL_TYPES: Record<FieldType, string> = { string: "VARCHAR(255)", number: "DOUBLE PRECISION", boolean: "BOOLEAN" };
+
+/**
+ * A table made before a field became queryable lacks its column, and Sequelize's sync (which only
+ * creates missing tables and indexes) would fail on the index that names it: before the sync, each
+ * missing column is added and filled from the rows' documents. Safe when several nodes start at once.
+ */
+async function addMissingColumns(db: Sequelize, spec: CollectionSpec): Promise<void> {
+	const present = await db.query<{ column_name: string }>(
+		"SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+		{ bind: [spec.name], type: QueryTypes.SELECT }
+	);
+	if (!present.length) return;
+	const have = new Set(present.map(c => c.column_name));
+	for (const [field, type] of Object.entries(spec.queryable)) {
+		if (have.has(field)) continue;
+		await db.query(`ALTER TABLE "${spec.name}" ADD COLUMN IF NOT EXISTS "${field}" ${SQL_TYPES[type]}`);
+		await db.query(`UPDATE "${spec.name}" SET "${field}" = ("doc"->>'${field}')::${SQL_TYPES[type]} WHERE "doc" ? '${field}'`);
+	}
+}
+
 /** The model definition moleculer-db-adapter-sequelize expects in the service schema (`model`). */
 export function sqlModelDefinition(spec: CollectionSpec) {
 	const define: Record<string, unknown> = {
@@ -38,7 +59,12 @@ export function sqlModelDefinition(spec: CollectionSpec) {
 		options: {
 			tableName: spec.name,
 			timestamps: false,
-			indexes: spec.indexes.map(fields => ({ fields: fields.map(f => (f === spec.idField ? "id" : f)) }))
+			indexes: spec.indexes.map(fields => ({ fields: fields.map(f => (f === spec.idField ? "id" : f)) })),
+			hooks: {
+				async beforeSync(this: ModelStatic<Model>) {
+					await addMissingColumns(this.sequelize!, spec);
+				}
+			}
 		}
 	};
 }

@@ -42,9 +42,9 @@ const backends: Backend[] = [
 	{ name: "mongo", needs: [MONGODB], env: async () => ({ MONGODB_URI: process.env.MONGODB_URI! }) }
 ];
 
-async function startStore(env: Record<string, string>): Promise<{ broker: ServiceBroker; store: EntityStore<Item> }> {
+async function startStore(env: Record<string, string>, spec = SPEC): Promise<{ broker: ServiceBroker; store: EntityStore<Item> }> {
 	const broker = createTestBroker(testConfig(env));
-	const service = broker.createService({ name: "items", mixins: [storageMixin(SPEC)] }) as Service & { store: EntityStore<Item> };
+	const service = broker.createService({ name: "items", mixins: [storageMixin(spec)] }) as Service & { store: EntityStore<Item> };
 	await broker.start();
 	return { broker, store: service.store };
 }
@@ -178,5 +178,14 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		({ broker, store } = await startStore(env));
 		expect(await store.find({ sort: [["item_id", 1]] })).toEqual(before);
 		await store.ping();
+	});
+
+	test("a field made queryable (and indexed) after records were stored finds those records", async () => {
+		await broker.stop();
+		const later: CollectionSpec = { ...SPEC, queryable: { ...SPEC.queryable, counter: "number" }, indexes: [...SPEC.indexes, ["counter", "status"]] };
+		({ broker, store } = await startStore(env, later));
+		expect((await store.find({ filter: { counter: 3 } })).map(i => i.item_id)).toEqual(["item-100"]);
+		await store.insert(item(200, { counter: 3 }));
+		expect(await store.count({ counter: 3 })).toBe(2);
 	});
 });

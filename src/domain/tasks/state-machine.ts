@@ -17,6 +17,8 @@ const NEXT_STATUSES: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
 };
 
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
+/** Waiting, running or about to run again: what an owner node drives and what the open-task quota counts. */
+export const OPEN_STATUSES: TaskStatus[] = ["pending", "retrying", "running"];
 
 /** Thrown on an illegal status change; the service answers it with 409 CONFLICT. */
 export class IllegalTransitionError extends Error {
