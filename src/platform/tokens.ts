@@ -85,6 +85,15 @@ export function mintAgentToken(secret: string, agent: { id: string; registered_a
 }
 
 /** Verifies signature, algorithm, expiry, `type`, and `iss`/`aud` when configured; throws `TokenError`. */
+/** The longest subject accepted: it is stored as a task's and a run's `created_by` (an indexed VARCHAR(255) in PostgreSQL). */
+export const MAX_SUBJECT_LENGTH = 255;
+
+/** A token's `sub`, from whichever issuer: present, a string, and short enough to be stored. */
+export function checkSubject(sub: unknown): asserts sub is string {
+	if (typeof sub !== "string" || !sub) throw new TokenError("Token has no subject");
+	if (sub.length > MAX_SUBJECT_LENGTH) throw new TokenError(`Token subject longer than ${MAX_SUBJECT_LENGTH} characters`);
+}
+
 export function verifyTokenClaims(secret: string, token: string, settings: JwtSettings = DEFAULT_JWT_SETTINGS): VerifiedToken {
 	let claims: jwt.JwtPayload | string;
 	try {
@@ -99,7 +108,7 @@ export function verifyTokenClaims(secret: string, token: string, settings: JwtSe
 	if (typeof claims === "string") throw new TokenError("Invalid token");
 	if (typeof claims.exp !== "number") throw new TokenError("Token has no expiry");
 	if (claims.type !== undefined && claims.type !== ACCESS_TYPE) throw new TokenError("Not an access token");
-	if (typeof claims.sub !== "string" || !claims.sub) throw new TokenError("Token has no subject");
+	checkSubject(claims.sub);
 	const granted: unknown = claims[settings.rolesClaim];
 	const roles = Array.isArray(granted) ? granted.filter((r): r is Role => ROLES.includes(r)) : [];
 	const principal: Principal = { sub: claims.sub, roles };

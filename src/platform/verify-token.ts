@@ -19,7 +19,7 @@ import type { ServiceBroker } from "moleculer";
 import { USER_ROLES, type Principal, type UserRole } from "../types";
 import { nodeConfig } from "./app-config";
 import type { JwtSettings, OidcSettings } from "./config";
-import { DEFAULT_JWT_SETTINGS, TokenError, verifyTokenClaims, type VerifiedToken } from "./tokens";
+import { checkSubject, DEFAULT_JWT_SETTINGS, TokenError, verifyTokenClaims, type VerifiedToken } from "./tokens";
 
 /** What the issuer may sign with. No HMAC (its secret would be ours to share), no `none`. */
 export const OIDC_ALGORITHMS = ["RS256", "PS256", "ES256"] as const;
@@ -56,7 +56,7 @@ class IssuerUnavailable extends Error {}
 /** A user's principal from verified OIDC claims (`sub` as is: the issuer identifies the same users as the Flask service). */
 function principalOfOidcClaims(claims: JWTPayload, rolesClaim: string): Principal {
 	if (claims.type !== undefined && claims.type !== "access") throw new TokenError("Not an access token");
-	if (typeof claims.sub !== "string" || !claims.sub) throw new TokenError("Token has no subject");
+	checkSubject(claims.sub);
 	if (RESERVED_SUBJECT.test(claims.sub)) throw new TokenError("Token subject not accepted");
 	const granted = claims[rolesClaim];
 	const named = typeof granted === "string" ? [granted] : Array.isArray(granted) ? granted : [];

@@ -6,6 +6,7 @@ import { storageMixin } from "../../mixins/db.mixin";
 import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../../src/storage/entity-store";
 import { createTestBroker, testConfig } from "../support/broker";
 import { createTestDatabase, type TestDatabase } from "../support/postgres";
+import { MAX_SUBJECT_LENGTH } from "../../src/platform/tokens";
 import { describeWith, MONGODB, POSTGRES, type Requirement } from "../support/services";
 
 interface Item {
@@ -96,6 +97,13 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		expect((await store.find({ filter: { owner: null } })).length).toBe(6);
 		expect((await store.find({ filter: { owner: "ann", rank: { $lt: 9 } } })).map(i => i.rank).sort()).toEqual([7, 8]);
 		expect((await store.find({ filter: { owner: { $ne: null } } })).length).toBe(4);
+	});
+
+	test("a queryable string as long as a token subject may be (created_by) is stored and found", async () => {
+		const owner = "s".repeat(MAX_SUBJECT_LENGTH);
+		await store.insert(item(90, { owner }));
+		expect((await store.find({ filter: { owner } })).map(i => i.item_id)).toEqual(["item-90"]);
+		await store.remove("item-90");
 	});
 
 	test("any JSON keys round-trip: dots, leading $, percent signs, at any depth", async () => {

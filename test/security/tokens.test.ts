@@ -130,9 +130,12 @@ describe("over HTTP, with the default rules", () => {
 
 	test("a Flask access token works; without exp or as a refresh token it is 401 with the contract's body", async () => {
 		expect((await get(flaskToken({}, TEST_SECRETS.JWT_SECRET))).status).toBe(200);
+		expect((await get(flaskToken({ sub: "u".repeat(255) }, TEST_SECRETS.JWT_SECRET))).status).toBe(200);
 		for (const [token, message] of [
 			[without("exp", {}, TEST_SECRETS.JWT_SECRET), "Token has no expiry"],
-			[flaskToken({ type: "refresh" }, TEST_SECRETS.JWT_SECRET), "Not an access token"]
+			[flaskToken({ type: "refresh" }, TEST_SECRETS.JWT_SECRET), "Not an access token"],
+			// A subject is stored with what the caller makes (created_by): one too long to store is refused at the door.
+			[flaskToken({ sub: "u".repeat(256) }, TEST_SECRETS.JWT_SECRET), "Token subject longer than 255 characters"]
 		]) {
 			const res = await get(token);
 			expect(res.status).toBe(401);
