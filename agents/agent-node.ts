@@ -1,7 +1,7 @@
 /**
  * `npm run agent`: an agent node that joins the cluster over TRANSPORTER and runs the reference
  * worker for the six stage types (AGENT_NAME, AGENT_CAPABILITIES, AGENT_CONCURRENCY), on files inside
- * AGENT_DATA_ROOT only.
+ * AGENT_DATA_ROOT only, and on S3 objects (AWS_* variables, AWS_ENDPOINT_URL_S3, S3_FORCE_PATH_STYLE).
  */
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
@@ -38,6 +38,7 @@ async function main() {
 			handleTask(this: AgentThis, task: AgentTask, report: ProgressReport) {
 				return executeStage(task.type, task.payload, {
 					dataRoot: settings.dataRoot,
+					s3: config.s3,
 					report: (progress, message) => void report(progress, message)
 				});
 			}

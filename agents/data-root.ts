@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { copyFile, lstat, mkdir, open, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { StageInputError } from "./stage-error";
 
@@ -43,7 +44,7 @@ function parseLocation(location: string, what: string, base: string): string {
 		}
 	}
 	if (scheme !== undefined) {
-		throw new StageInputError(`unsupported ${what} scheme ${scheme}: (the reference worker reads file:// only): ${trimmed}`);
+		throw new StageInputError(`unsupported ${what} scheme ${scheme}: (a data root holds file:// locations only): ${trimmed}`);
 	}
 	return path.resolve(base, trimmed);
 }
@@ -83,7 +84,11 @@ export class DataRoot {
 		return filePath;
 	}
 
-	async readText(location: string, what: string): Promise<string> {
+	/**
+	 * The file at `location` opened for reading, after every check: its real path is inside the root, the last name
+	 * is no symlink, and it is a regular file. The stream closes the file when it ends or is destroyed.
+	 */
+	async openStream(location: string, what: string): Promise<{ stream: Readable; size: number; version: string }> {
 		const filePath = this.locate(location, what);
 		let real: string;
 		try {
@@ -102,10 +107,13 @@ export class DataRoot {
 		}
 		try {
 			await this.confirmOpened(handle, location, what);
-			if (!(await handle.stat()).isFile()) throw new StageInputError(`${what} ${location} is not a regular file`);
-			return await handle.readFile("utf8");
-		} finally {
+			const info = await handle.stat();
+			if (!info.isFile()) throw new StageInputError(`${what} ${location} is not a regular file`);
+			const version = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+			return { stream: handle.createReadStream(), size: info.size, version };
+		} catch (err) {
 			await handle.close();
+			throw err;
 		}
 	}
 
@@ -113,7 +121,7 @@ export class DataRoot {
 	 * Replaces the file at `location` with `content` atomically (readers never see half a file: another stage may
 	 * pick it up the moment this one reports), creating missing folders. Answers the path as located.
 	 */
-	async writeText(location: string, what: string, content: string): Promise<string> {
+	async write(location: string, what: string, content: string | AsyncIterable<string>): Promise<string> {
 		const filePath = this.locate(location, what);
 		const folder = await this.ensureFolder(path.dirname(filePath), location, what);
 		const target = await this.writableTarget(path.join(folder, path.basename(filePath)), location, what);
@@ -123,7 +131,10 @@ export class DataRoot {
 		try {
 			try {
 				await this.confirmOpened(handle, location, what);
-				await handle.writeFile(content, "utf8");
+				for await (const chunk of typeof content === "string" ? [content] : content) {
+					const bytes = Buffer.from(chunk, "utf8");
+					for (let at = 0; at < bytes.length; ) at += (await handle.write(bytes, at)).bytesWritten;
+				}
 			} finally {
 				await handle.close();
 			}

@@ -1,18 +1,18 @@
 /**
  * What a stage works from: the payload made safe to read (a standalone payload is whatever its caller wrote), where
  * its rows come from (an upstream result, payload records or the data source itself), where large rows and the
- * output go (always inside the agent's data root), and the context forwarded from the stages before it.
+ * output go (inside the agent's data root, or on S3 beside an s3:// output), and the context forwarded from the
+ * stages before it.
  */
 import path from "node:path";
 import type { DataRecord, NumericSummary, StageContext, StagePayload, StageType, UpstreamEntry, ValidationIssue } from "../src/stage-contract";
-import { columnsOf, isPlainObject, loadSpilledRows, readDataFile, spillRows, toFileUrl } from "./data-files";
-import type { DataRoot } from "./data-root";
+import { columnsOf, isPlainObject, loadSpilledRows, readDataFile, type ReadOptions } from "./data-files";
+import type { DataLocation, Locations } from "./locations";
+import { maxObjectBytes } from "./locations/byte-limit";
 import { StageInputError } from "./stage-error";
 import { cleanRecords, stringArray } from "./values";
 
 export type ProgressReporter = (progress: number, message?: string) => void;
-
-export const DEFAULT_MAX_INLINE_RECORDS = 1000;
 
 /** A dependency's status goes unread: only a completed one carries a result, and the result is what counts. */
 type Dependency = Omit<UpstreamEntry, "status">;
@@ -26,8 +26,10 @@ export interface StageRun {
 	upstream: Dependency[];
 	stageName: string;
 	progress: (fraction: number, message: string) => void;
-	/** Every file the stage reads or writes goes through it. */
-	root: DataRoot;
+	/** Every location the stage reads or writes is resolved through it. */
+	locations: Locations;
+	/** The largest object the stage reads (parameters.max_object_bytes, at most the agent's limit). */
+	maxBytes: number;
 }
 
 export interface RecordSet {
@@ -42,7 +44,7 @@ export function typedRecords(set: RecordSet): DataRecord[] {
 	return set.raw ? cleanRecords(set.records) : set.records;
 }
 
-export function prepareRun(type: StageType, payload: StagePayload, root: DataRoot, report?: ProgressReporter): StageRun {
+export function prepareRun(type: StageType, payload: StagePayload, locations: Locations, report?: ProgressReporter): StageRun {
 	const upstream: Dependency[] = [];
 	if (isPlainObject(payload.upstream)) {
 		for (const [name, entry] of Object.entries(payload.upstream)) {
@@ -57,14 +59,16 @@ export function prepareRun(type: StageType, payload: StagePayload, root: DataRoo
 	}
 	upstream.sort((a, b) => b.index - a.index);
 	const stage: Record<string, unknown> = isPlainObject(payload.stage) ? payload.stage : {};
+	const params = isPlainObject(payload.parameters) ? payload.parameters : {};
 	return {
 		type,
 		payload,
 		inputData: isPlainObject(payload.input_data) ? payload.input_data : {},
-		params: isPlainObject(payload.parameters) ? payload.parameters : {},
+		params,
 		upstream,
 		stageName: typeof stage.name === "string" && stage.name.trim() !== "" ? stage.name : type,
-		root,
+		locations,
+		maxBytes: maxObjectBytes(params.max_object_bytes),
 		progress: (fraction, message) => {
 			if (!report) return;
 			// Progress is advisory: a failing reporter must not fail the work itself.
@@ -94,44 +98,27 @@ export function inlineRecords(run: StageRun): DataRecord[] | undefined {
 	return Array.isArray(rows) ? rows.filter(isPlainObject) : undefined;
 }
 
-/** Explicit output location, else `<input-basename>.output.json` next to the input. */
-export function outputPath(run: StageRun, source: string | undefined): string | undefined {
+export const stem = (name: string): string => path.basename(name, path.extname(name));
+
+/** Explicit output location, else `<input-basename>.output.json` next to the input (in its folder or key prefix). */
+export function outputLocation(run: StageRun, source: string | undefined): DataLocation | undefined {
 	const explicit = firstString(run.params.output, run.inputData.output, run.payload.output);
-	if (explicit) return run.root.locate(explicit, "output");
+	if (explicit) return run.locations.resolve(explicit, "output");
 	if (!source) return undefined;
-	const input = run.root.locate(source, "data source");
-	return path.join(path.dirname(input), `${path.basename(input, path.extname(input))}.output.json`);
-}
-
-function maxInline(run: StageRun): number {
-	const limit = run.params.max_inline_records;
-	return typeof limit === "number" && Number.isInteger(limit) && limit >= 0 ? limit : DEFAULT_MAX_INLINE_RECORDS;
-}
-
-/** Inline when small; otherwise a file beside the eventual output (so a run's files stay together), else in the root. */
-export async function packRows(
-	run: StageRun,
-	context: StageContext,
-	rows: DataRecord[],
-	key: "records" | "groups"
-): Promise<Record<string, DataRecord[] | string>> {
-	if (rows.length <= maxInline(run)) return { [key]: rows };
-	const out = outputPath(run, context.source);
-	const dir = out ? path.dirname(out) : run.root.dir;
-	const base = out ? path.basename(out, path.extname(out)).replace(/\.output$/, "") : "mcp-stage";
-	const slug = run.stageName.replace(/[^A-Za-z0-9_-]+/g, "-");
-	return { [`${key}_file`]: await spillRows(run.root, dir, `${base}.${slug}.${key}`, rows) };
+	const input = run.locations.resolve(source, "data source");
+	return input.sibling(`${stem(input.basename)}.output.json`);
 }
 
 export function hasRows(result: unknown, key: "records" | "groups"): result is Record<string, unknown> {
 	return isPlainObject(result) && (Array.isArray(result[key]) || typeof result[`${key}_file`] === "string");
 }
 
-/** An upstream's `records_file` / `groups_file` is a location like any other: it must lie inside the root too. */
+/** An upstream's `records_file` / `groups_file` is a location like any other: inside the root, or on S3. */
 export async function loadRows(run: StageRun, result: Record<string, unknown>, key: "records" | "groups"): Promise<DataRecord[]> {
 	const inline = result[key];
 	if (Array.isArray(inline)) return inline.filter(isPlainObject);
-	return loadSpilledRows(run.root, String(result[`${key}_file`]), `${key}_file`);
+	const what = `${key}_file`;
+	return loadSpilledRows(run.locations.resolve(String(result[what]), what), what, run.maxBytes);
 }
 
 /**
@@ -155,7 +142,7 @@ export async function obtainRecords(run: StageRun, preferred: StageType[]): Prom
 	if (inline) return { records: inline, columns: columnsOf(inline), raw: true };
 	const location = sourceLocation(run);
 	if (location) {
-		const data = await readDataFile(run.root, location, readOptions(run));
+		const data = await readDataFile(run.locations.resolve(location, "data source"), readOptions(run));
 		return { records: data.records, columns: data.columns, raw: true };
 	}
 	return undefined;
@@ -172,10 +159,11 @@ export async function requireRecords(run: StageRun, preferred: StageType[]): Pro
 	return set;
 }
 
-export function readOptions(run: StageRun): { format?: unknown; delimiter?: unknown } {
+export function readOptions(run: StageRun): ReadOptions {
 	return {
 		format: run.params.format ?? run.inputData.format ?? run.payload.format,
-		delimiter: run.params.delimiter ?? run.inputData.delimiter ?? run.payload.delimiter
+		delimiter: run.params.delimiter ?? run.inputData.delimiter ?? run.payload.delimiter,
+		maxBytes: run.maxBytes
 	};
 }
 
@@ -210,10 +198,11 @@ export function gatherContext(run: StageRun): StageContext {
 	}
 	if (!context.source) {
 		const location = sourceLocation(run);
-		// Only a source inside the root can anchor default output paths; any other was already refused on reading.
+		// Only a usable source (inside the root, or a valid s3:// URL) can anchor default output paths; any other was
+		// already refused on reading.
 		if (location) {
 			try {
-				context.source = toFileUrl(run.root.locate(location, "data source"));
+				context.source = run.locations.resolve(location, "data source").href;
 			} catch {
 				// leave unset
 			}

@@ -1,12 +1,13 @@
 /**
- * Reference worker for the six pipeline stage types, working on local file:// CSV and JSON data so the default
- * pipeline runs end to end on one machine. No Moleculer here: the agent node wraps `executeStage`. What a stage is
+ * Reference worker for the six pipeline stage types, working on CSV and JSON data in local files (inside the data
+ * root, so the default pipeline runs end to end on one machine) or on S3 (s3://bucket/key, agents/locations). No Moleculer here: the agent node wraps `executeStage`. What a stage is
  * given and what it returns, and how rows travel between stages, is the stage contract (src/stage-contract.ts);
  * the stages themselves are in agents/stages/.
  */
 import type { StagePayload, StageType } from "../src/stage-contract";
 import { isPlainObject } from "./data-files";
 import { DataRoot } from "./data-root";
+import { Locations, type S3Settings } from "./locations";
 import { prepareRun, type ProgressReporter } from "./stage-input";
 import { resolveStage } from "./stages";
 
@@ -21,6 +22,8 @@ export interface StageOptions {
 	 * Required: a worker with no root would have the whole host as its data.
 	 */
 	dataRoot: string;
+	/** The operator's S3 store for s3:// locations (`loadConfig(env).s3`); unset: AWS itself, as the SDK finds it. */
+	s3?: S3Settings;
 	report?: ProgressReporter;
 }
 
@@ -28,5 +31,6 @@ export async function executeStage(type: string, payload: StagePayload, options:
 	const stage = resolveStage(type);
 	const root = await DataRoot.open(options.dataRoot);
 	// resolveStage has vouched for the type.
-	return stage(prepareRun(type as StageType, isPlainObject(payload) ? payload : {}, root, options.report));
+	const locations = new Locations(root, options.s3);
+	return stage(prepareRun(type as StageType, isPlainObject(payload) ? payload : {}, locations, options.report));
 }

@@ -4,7 +4,8 @@
  * no I/O and no Moleculer, so the engine (src/domain) and any worker (agents/) can share it.
  *
  * Rows travel inline as `records` (or `groups`) up to `parameters.max_inline_records` (default 1000); beyond that
- * they are written to a JSON file next to the output and passed as `records_file` (or `groups_file`), a file:// URL.
+ * they are written to a JSON file next to the output and passed as `records_file` (or `groups_file`): a file:// URL,
+ * or an s3:// one when the output is on S3 (so a stage on another host can read it).
  * The engine may hand a stage only its direct dependencies, so analysis and validation pass the rows through and
  * every stage forwards a small `context` (source, analysis and validation summaries) for the output stage.
  */
@@ -15,7 +16,7 @@ export const STAGE_TYPES = ["data-ingestion", "transformation", "analysis", "val
 export type StageType = (typeof STAGE_TYPES)[number];
 
 /** Codes a worker may name its failure with (a thrown error's `code`), carried to the task's error event. */
-export const STAGE_ERROR_CODES = ["PATH_OUTSIDE_DATA_ROOT"] as const;
+export const STAGE_ERROR_CODES = ["PATH_OUTSIDE_DATA_ROOT", "OBJECT_TOO_LARGE", "S3_NOT_FOUND", "S3_ACCESS_DENIED", "S3_REQUEST_REFUSED"] as const;
 export type StageErrorCode = (typeof STAGE_ERROR_CODES)[number];
 
 export type DataRecord = Record<string, unknown>;

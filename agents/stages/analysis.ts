@@ -1,5 +1,6 @@
 import type { AnalysisResult, AnalysisSummary, NumericSummary } from "../../src/stage-contract";
-import { gatherContext, packRows, requireRecords, typedRecords, type StageRun } from "../stage-input";
+import { packRows } from "../spill";
+import { gatherContext, requireRecords, typedRecords, type StageRun } from "../stage-input";
 import { isCategorical, isIdentifierColumn, numericValues, profileColumns, summarise, valueCounts } from "../statistics";
 
 const DEFAULT_MAX_CATEGORIES = 20;

@@ -1,5 +1,6 @@
 import type { DataRecord, ProcessingResult } from "../../src/stage-contract";
-import { columnList, gatherContext, packRows, requireKnownColumns, requireRecords, typedRecords, type StageRun } from "../stage-input";
+import { packRows } from "../spill";
+import { columnList, gatherContext, requireKnownColumns, requireRecords, typedRecords, type StageRun } from "../stage-input";
 import { isCategorical, isIdentifierColumn, isMissing, isNumber, profileColumns, roundNumber } from "../statistics";
 
 export async function processRecords(run: StageRun): Promise<ProcessingResult> {

@@ -1,7 +1,8 @@
 import type { DataRecord, TransformationResult } from "../../src/stage-contract";
 import { uniqueNames } from "../csv";
 import { isPlainObject } from "../data-files";
-import { columnList, gatherContext, packRows, requireKnownColumns, requireRecords, type StageRun } from "../stage-input";
+import { packRows } from "../spill";
+import { columnList, gatherContext, requireKnownColumns, requireRecords, type StageRun } from "../stage-input";
 import { isNumber, roundNumber } from "../statistics";
 import { cleanValue, toSnakeCase } from "../values";
 

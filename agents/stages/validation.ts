@@ -1,7 +1,8 @@
 import type { DataRecord, ValidationIssue, ValidationResult, ValidationSummary } from "../../src/stage-contract";
 import { compileRecordSchema, inferSchema, parseSchema, type Problem } from "../record-schema";
 import { StageInputError } from "../stage-error";
-import { gatherContext, packRows, requireRecords, typedRecords, type StageRun } from "../stage-input";
+import { packRows } from "../spill";
+import { gatherContext, requireRecords, typedRecords, type StageRun } from "../stage-input";
 
 const MAX_REPORTED_ERRORS = 100;
 

@@ -147,11 +147,32 @@ describe("data-ingestion", () => {
 		expect(fromLines).toMatchObject({ format: "jsonl", count: 2 });
 	});
 
-	it("refuses remote schemes with a clear message", async () => {
-		await expect(run("data-ingestion", { data_source: "s3://bucket/data.csv" })).rejects.toThrow(
-			/unsupported data source scheme s3: \(the reference worker reads file:\/\/ only\)/
+	it("refuses schemes other than file:// and s3:// with a clear message", async () => {
+		await expect(run("data-ingestion", { input_data: { source: "http://example.com/x.csv" } })).rejects.toThrow(
+			/unsupported data source scheme http: \(the reference worker reads file:\/\/ and s3:\/\/\)/
 		);
-		await expect(run("data-ingestion", { input_data: { source: "http://example.com/x.csv" } })).rejects.toThrow(/scheme http:/);
+	});
+
+	it("refuses s3:// URLs that name more than a bucket and a key, before any request", async () => {
+		for (const url of [
+			"s3://bucket",
+			"s3://bucket/",
+			"s3://bucket/folder/",
+			"s3://user:secret@bucket/data.csv",
+			"s3://bucket:9000/data.csv",
+			"s3://169.254.169.254/latest",
+			"s3://arn:aws:s3:us-east-1:123456789012:accesspoint/x/data.csv",
+			"s3://my-alias-s3alias/data.csv",
+			"s3://zone--use1-az4--x-s3/data.csv",
+			"s3://Bucket_Name/data.csv",
+			"s3://bucket/data.csv?versionId=1",
+			"s3://bucket/a/../../other/data.csv",
+			"s3://bucket/a\nb.csv"
+		]) {
+			const error: unknown = await run("data-ingestion", { data_source: url }).catch((err: unknown) => err);
+			expect(error).toBeInstanceOf(StageInputError);
+			expect((error as Error).message).toMatch(/is not a usable s3:\/\/ location/);
+		}
 	});
 
 	it("names a missing file and a missing source", async () => {
@@ -343,9 +364,9 @@ describe("output and the full chain", () => {
 		expect(written.validation).toMatchObject({ valid: 28 });
 	});
 
-	it("refuses a remote output location", async () => {
-		await expect(run("output", { data_source: samplePath, parameters: { output: "s3://bucket/out.json" } })).rejects.toThrow(
-			/unsupported output scheme s3:/
+	it("refuses an output location of an unknown scheme", async () => {
+		await expect(run("output", { data_source: samplePath, parameters: { output: "ftp://host/out.json" } })).rejects.toThrow(
+			/unsupported output scheme ftp:/
 		);
 	});
 });
@@ -358,7 +379,8 @@ describe("executeStage", () => {
 	it("marks failures the same input would repeat as not retryable", async () => {
 		const failures = [
 			executeStage("compile", {}, { dataRoot: dir }),
-			executeStage("data-ingestion", { data_source: "s3://bucket/x.csv" }, { dataRoot: dir }),
+			executeStage("data-ingestion", { data_source: "http://example.com/x.csv" }, { dataRoot: dir }),
+			executeStage("data-ingestion", { data_source: "s3://bucket/x.csv", parameters: { max_object_bytes: -1 } }, { dataRoot: dir }),
 			executeStage("validation", { data_source: samplePath, parameters: { fail_on_invalid: true } }, { dataRoot: dir })
 		];
 		for (const failure of failures) {
