@@ -5,11 +5,13 @@
 import type { BenchResult } from "./bench-kit";
 import { runClusterScaleBench } from "./cluster-scale";
 import { runMetricsOverheadBench } from "./metrics-overhead";
+import { runPeerBench } from "./peer";
 import { runPipelineBench } from "./pipeline-bench";
 import { runRealtimeFanoutBench } from "./realtime-fanout";
 import { runTaskThroughputBench } from "./task-throughput";
 
 const SCENARIOS: Record<string, () => Promise<BenchResult>> = {
+	peer: runPeerBench,
 	tasks: runTaskThroughputBench,
 	pipelines: runPipelineBench,
 	realtime: runRealtimeFanoutBench,
