@@ -106,8 +106,7 @@ async function ours(store: "nedb" | "postgres"): Promise<PeerFigures> {
 	let socket: Socket | undefined;
 	const http = new Agent({ connections: IN_FLIGHT, pipelining: 1 });
 	try {
-		// BENCH_PROFILE=dir: the server node writes a V8 CPU profile there when it stops (node --cpu-prof).
-		server = await startServerNode(env, process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}/${store}`] : []);
+		server = await startServerNode(env, `peer-${store}`);
 		// An agent node holds the API key only, as in production.
 		const { JWT_SECRET: _serverOnly, ...agentEnv } = env;
 		agent = await forkAgentNode(agentEnv, "peer-noop");

@@ -63,9 +63,15 @@ async function waitForReady(url: string, child: ChildProcess, timeoutMs = 60_000
 	throw new Error(`server node not ready within ${timeoutMs} ms`);
 }
 
-/** A server node as `npm start` runs it (moleculer-runner, dist/services), on a port of its own; resolves when /ready says 200. */
-export async function startServerNode(env: Record<string, string>, execArgv: string[] = []): Promise<NodeProcess> {
+/**
+ * A server node as `npm start` runs it (moleculer-runner, dist/services), on a port of its own;
+ * resolves when /ready says 200. With BENCH_PROFILE=dir it writes a V8 CPU profile to dir/<label>
+ * when it stops (read it with profile-summary.ts).
+ */
+export async function startServerNode(env: Record<string, string>, label: string): Promise<NodeProcess> {
 	const port = await freePort();
+	const profileDir = process.env.BENCH_PROFILE;
+	const execArgv = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.join(profileDir, label)}`] : [];
 	const child = spawn(process.execPath, [...execArgv, path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"), "--config", "dist/moleculer.config.js"], {
 		cwd: ROOT,
 		env: { ...process.env, SERVICEDIR: "dist/services", LOCAL_AGENT: "false", LOG_LEVEL: "error", ...env, SERVER_PORT: String(port) },

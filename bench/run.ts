@@ -7,11 +7,13 @@ import { runClusterScaleBench } from "./cluster-scale";
 import { runMetricsOverheadBench } from "./metrics-overhead";
 import { runPeerBench } from "./peer";
 import { runPipelineBench } from "./pipeline-bench";
+import { runReadsBench } from "./reads";
 import { runRealtimeFanoutBench } from "./realtime-fanout";
 import { runTaskThroughputBench } from "./task-throughput";
 
 const SCENARIOS: Record<string, () => Promise<BenchResult>> = {
 	peer: runPeerBench,
+	reads: runReadsBench,
 	tasks: runTaskThroughputBench,
 	pipelines: runPipelineBench,
 	realtime: runRealtimeFanoutBench,

@@ -36,7 +36,11 @@ export function storageMixin(spec: CollectionSpec): Partial<ServiceSchema> {
 			this.adapter.init(this.broker, this);
 		},
 		async afterConnected(this: DbServiceThis & StorageThis<object>) {
-			this.store = await resolveStorage(nodeConfig(this.broker).storage).createStore(spec, this.adapter);
+			const config = nodeConfig(this.broker);
+			this.store = await resolveStorage(config.storage).createStore(spec, this.adapter, { config, logger: this.logger });
+		},
+		async stopped(this: DbServiceThis & StorageThis<object>) {
+			await this.store?.close?.();
 		}
 	} as unknown as Partial<ServiceSchema>;
 }

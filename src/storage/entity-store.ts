@@ -55,6 +55,8 @@ export interface EntityStore<T extends object> {
 	removeMany(filter: Filter): Promise<number>;
 	/** Reachability check for `/ready`. */
 	ping(): Promise<void>;
+	/** Commits what is gathered and lets go of connections the store holds of its own. */
+	close?(): Promise<void>;
 }
 
 export class DuplicateKeyError extends Error {

@@ -8,33 +8,13 @@
  * fields keep their arrays, so what is queried or sorted on looks the same; documents stored
  * before this encoding (real nested arrays) read back as they are.
  *
- * Both walks are iterative: a document may be nested as deep as the API allows, or deeper.
+ * A document with no array below its top-level fields (or, read back, no "%A" key) is passed as it is.
  */
+import { mapContainers, someContainer, someKey, type Container } from "./json-walk";
+
 const ARRAY_MARK = "%A";
 
 type Doc = Record<string, unknown>;
-type Container = Doc | unknown[];
-
-const isContainer = (value: unknown): value is Container => value !== null && typeof value === "object" && !(value instanceof Date);
-
-/** Maps every container, children before parents; `mapNode` gets a node and its children's mapped forms. */
-function mapTree(value: unknown, mapNode: (node: Container, mappedChild: (child: unknown) => unknown) => unknown): unknown {
-	if (!isContainer(value)) return value;
-	const mapped = new Map<object, unknown>();
-	const mappedChild = (child: unknown) => (isContainer(child) ? mapped.get(child) : child);
-	const stack: Array<{ node: Container; expanded: boolean }> = [{ node: value, expanded: false }];
-	while (stack.length) {
-		const top = stack[stack.length - 1];
-		if (!top.expanded) {
-			top.expanded = true;
-			for (const child of Object.values(top.node)) if (isContainer(child) && !mapped.has(child)) stack.push({ node: child, expanded: false });
-			continue;
-		}
-		stack.pop();
-		if (!mapped.has(top.node)) mapped.set(top.node, mapNode(top.node, mappedChild));
-	}
-	return mapped.get(value);
-}
 
 function encodeNode(node: Container, mappedChild: (child: unknown) => unknown): unknown {
 	const out: Doc = Array.isArray(node) ? { [ARRAY_MARK]: node.length } : {};
@@ -42,30 +22,28 @@ function encodeNode(node: Container, mappedChild: (child: unknown) => unknown): 
 	return out;
 }
 
-/** The same node when nothing below it changed. */
+/** The same node when nothing below it changed; a copy is made only at the first child that did. */
 function decodeNode(node: Container, mappedChild: (child: unknown) => unknown): unknown {
-	if (Array.isArray(node)) {
-		const items = node.map(mappedChild);
-		return items.some((item, i) => item !== node[i]) ? items : node;
-	}
-	if (Object.hasOwn(node, ARRAY_MARK)) return Array.from({ length: Number(node[ARRAY_MARK]) }, (_, i) => mappedChild(node[i]));
-	let changed = false;
-	const out: Doc = {};
+	if (!Array.isArray(node) && Object.hasOwn(node, ARRAY_MARK)) return Array.from({ length: Number(node[ARRAY_MARK]) }, (_, i) => mappedChild(node[i]));
+	let copy: Container | undefined;
 	for (const [key, child] of Object.entries(node)) {
-		out[key] = mappedChild(child);
-		if (out[key] !== child) changed = true;
+		const next = mappedChild(child);
+		if (next !== child) (copy ??= Array.isArray(node) ? [...node] : { ...node })[key as never] = next as never;
 	}
-	return changed ? out : node;
+	return copy ?? node;
 }
 
 /** A document (or a `$set` of top-level fields) as NeDB stores it. */
 export function encodeNestedArrays(doc: Doc): Doc {
+	// Depth 0 is the document, 1 its fields' values: every array deeper than a field's own value is encoded.
+	if (!someContainer(doc, (node, depth) => Array.isArray(node) && depth > 1)) return doc;
 	const out: Doc = {};
 	for (const [field, value] of Object.entries(doc))
-		out[field] = Array.isArray(value) ? value.map(item => mapTree(item, encodeNode)) : mapTree(value, encodeNode);
+		out[field] = Array.isArray(value) ? value.map(item => mapContainers(item, encodeNode)) : mapContainers(value, encodeNode);
 	return out;
 }
 
 export function decodeNestedArrays(doc: Doc): Doc {
-	return mapTree(doc, decodeNode) as Doc;
+	if (!someKey(doc, key => key === ARRAY_MARK)) return doc;
+	return mapContainers(doc, decodeNode) as Doc;
 }

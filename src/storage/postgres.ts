@@ -1,22 +1,30 @@
 /**
- * PostgreSQL through the Sequelize model that moleculer-db-adapter-sequelize defines.
- * A row is `id` + one column per queryable field (indexed) + `doc`, the whole entity as JSONB,
- * so entities keep exactly the shape they have on the document adapters.
+ * PostgreSQL. A row is `id` + one column per queryable field (indexed) + `doc`, the whole entity as
+ * JSONB, so entities keep exactly the shape they have on the document adapters. The tables and
+ * indexes are the Sequelize model moleculer-db-adapter-sequelize syncs at start; the queries run on
+ * plain `pg` (pg-pool.ts), the writes of each event-loop turn batched (pg-group-commit.ts).
  */
 import SqlAdapter from "moleculer-db-adapter-sequelize";
-import { DataTypes, QueryTypes, type ModelStatic, type Model, type Sequelize } from "sequelize";
+import type { Pool } from "pg";
+import { DataTypes, QueryTypes, type Model, type ModelStatic, type Sequelize } from "sequelize";
 import {
 	checkFindOptions, DuplicateKeyError, withoutUndefined,
 	type CollectionSpec, type EntityStore, type FieldType, type Filter, type FindOptions
 } from "./entity-store";
-import type { DbAdapter, StorageAdapter } from "./storage-adapter";
+import { PgGroupCommit } from "./pg-group-commit";
+import { acquirePool, releasePool } from "./pg-pool";
+import type { StorageAdapter, StoreContext } from "./storage-adapter";
 
 export const postgresStorage: StorageAdapter = {
 	name: "postgres",
-	// The adapter passes all its arguments on to `new Sequelize(...)`; its typings show only one.
+	// The adapter passes all its arguments on to `new Sequelize(...)`; its typings show only one. It only syncs the schema.
 	createDbAdapter: config =>
-		new (SqlAdapter as unknown as new (...args: unknown[]) => object)(config.databaseUrl!, { logging: false, pool: { max: 5 } }),
-	createStore: async <T extends object>(spec: CollectionSpec, adapter: DbAdapter) => new SqlStore<T>(spec, adapter.model as ModelStatic<Model>, adapter.db as Sequelize)
+		new (SqlAdapter as unknown as new (...args: unknown[]) => object)(config.databaseUrl!, { logging: false, pool: { max: 2, idle: 1000 } }),
+	createStore: async <T extends object>(spec: CollectionSpec, _adapter: unknown, { config, logger }: StoreContext) => {
+		const url = config.databaseUrl!;
+		const pool = acquirePool(url, err => logger.warn({ err: err.message }, "PostgreSQL dropped an idle connection (pg replaces it)"));
+		return new SqlStore<T>(spec, pool, () => releasePool(url));
+	}
 };
 
 const COLUMN_TYPES: Record<FieldType, DataTypes.DataType> = {
@@ -82,11 +90,16 @@ class Statement {
 
 type Row = { doc: Record<string, unknown> };
 
+/** Expected values a batched compare-and-set can carry: equality or null, no operators. */
+const isEquality = (expected: Filter) => Object.values(expected).every(value => value === null || typeof value !== "object");
+
 export class SqlStore<T extends object> implements EntityStore<T> {
 	private readonly table: string;
+	private readonly writes: PgGroupCommit;
 
-	constructor(readonly spec: CollectionSpec, private readonly model: ModelStatic<Model>, private readonly db: Sequelize) {
+	constructor(readonly spec: CollectionSpec, private readonly pool: Pool, private readonly release: () => Promise<void>) {
 		this.table = `"${spec.name}"`;
+		this.writes = new PgGroupCommit(pool, { table: spec.name, queryable: spec.queryable });
 	}
 
 	private column(field: string): string {
@@ -124,30 +137,29 @@ export class SqlStore<T extends object> implements EntityStore<T> {
 			sql += ` ORDER BY ${options.sort.map(([f, dir]) => `${this.column(f)} ${dir === 1 ? "ASC" : "DESC"}`).join(", ")}`;
 		if (options.limit) sql += ` LIMIT ${statement.param(options.limit)}`;
 		if (options.offset) sql += ` OFFSET ${statement.param(options.offset)}`;
-		return this.db.query(sql, { bind: statement.bind, type: QueryTypes.SELECT });
+		return (await this.pool.query(sql, statement.bind)).rows;
 	}
 
-	/** `doc || patch` merges top-level keys in one statement: no read-modify-write race. */
-	private async patch(filter: Filter, changes: Partial<T>, returning: boolean): Promise<Row[]> {
+	/** The fields to merge into the document: `doc || patch` in one statement, no read-modify-write race. */
+	private patchOf(changes: Partial<T>): Record<string, unknown> {
 		const set = withoutUndefined(changes) as Record<string, unknown>;
 		delete set[this.spec.idField];
+		return set;
+	}
+
+	/** A compare-and-set with operators in what it expects: one statement of its own, not batched. */
+	private async patchWhere(filter: Filter, set: Record<string, unknown>): Promise<Row[]> {
 		const statement = new Statement();
 		const assignments = [`"doc" = "doc" || ${statement.param(JSON.stringify(set))}::jsonb`];
 		for (const [col, value] of Object.entries(this.columns(set))) assignments.push(`"${col}" = ${statement.param(value)}`);
-		const sql = `UPDATE ${this.table} SET ${assignments.join(", ")}${this.where(statement, filter)} RETURNING ${returning ? '"doc"' : "1"}`;
-		const [rows] = (await this.db.query(sql, { bind: statement.bind })) as [Row[], unknown];
-		return rows;
+		const sql = `UPDATE ${this.table} SET ${assignments.join(", ")}${this.where(statement, filter)} RETURNING 1`;
+		return (await this.pool.query(sql, statement.bind)).rows;
 	}
 
 	async insert(entity: T): Promise<T> {
 		const doc = withoutUndefined(entity) as Record<string, unknown>;
 		const id = String(doc[this.spec.idField]);
-		try {
-			await this.model.create({ id, doc, ...this.columns(doc) });
-		} catch (err) {
-			if ((err as Error).name === "SequelizeUniqueConstraintError") throw new DuplicateKeyError(this.spec.name, id);
-			throw err;
-		}
+		if (!(await this.writes.insert(id, doc))) throw new DuplicateKeyError(this.spec.name, id);
 		return entity;
 	}
 
@@ -168,14 +180,14 @@ export class SqlStore<T extends object> implements EntityStore<T> {
 	}
 
 	async update(id: string, changes: Partial<T>): Promise<T | null> {
-		const [row] = await this.patch({ [this.spec.idField]: id }, changes, true);
-		return row ? (row.doc as T) : null;
+		return ((await this.writes.update(id, this.patchOf(changes), {}, true)) as T | null) ?? null;
 	}
 
 	async updateIf(id: string, expected: Filter, changes: Partial<T>): Promise<boolean> {
 		checkFindOptions(this.spec, { filter: expected });
-		const rows = await this.patch({ ...expected, [this.spec.idField]: id }, changes, false);
-		return rows.length > 0;
+		const { [this.spec.idField]: _id, ...compared } = expected;
+		if (!isEquality(compared)) return (await this.patchWhere({ ...compared, [this.spec.idField]: id }, this.patchOf(changes))).length > 0;
+		return (await this.writes.update(id, this.patchOf(changes), compared, false)) === true;
 	}
 
 	async remove(id: string): Promise<boolean> {
@@ -185,13 +197,15 @@ export class SqlStore<T extends object> implements EntityStore<T> {
 	async removeMany(filter: Filter): Promise<number> {
 		checkFindOptions(this.spec, { filter });
 		const statement = new Statement();
-		const [rows] = (await this.db.query(`DELETE FROM ${this.table}${this.where(statement, filter)} RETURNING 1`, {
-			bind: statement.bind
-		})) as [unknown[], unknown];
-		return rows.length;
+		return (await this.pool.query(`DELETE FROM ${this.table}${this.where(statement, filter)}`, statement.bind)).rowCount ?? 0;
 	}
 
 	async ping(): Promise<void> {
-		await this.db.query("SELECT 1");
+		await this.pool.query("SELECT 1");
+	}
+
+	async close(): Promise<void> {
+		await this.writes.drained();
+		await this.release();
 	}
 }

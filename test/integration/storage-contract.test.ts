@@ -173,6 +173,28 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		expect(await store.get("item-100")).toMatchObject({ rank: 103, counter: 3 });
 	});
 
+	test("writes made at once each get their own answer: many inserts, a duplicate id among them, changes to one row in order", async () => {
+		const ids = Array.from({ length: 120 }, (_, n) => 300 + n);
+		const inserted = await Promise.allSettled([...ids, 300, 301].map(n => store.insert(item(n, { status: "batch" }))));
+		expect(inserted.filter(r => r.status === "fulfilled")).toHaveLength(120);
+		const refused = inserted.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+		expect(refused.map(r => r.reason)).toEqual([expect.any(DuplicateKeyError), expect.any(DuplicateKeyError)]);
+		expect(await store.count({ status: "batch" })).toBe(120);
+		// Three changes to one row, and compare-and-sets that each expect the one before: applied in the order made.
+		const [a, b, c] = await Promise.all([
+			store.update("item-300", { rank: 1 }),
+			store.updateIf("item-300", { rank: 1 }, { rank: 2 }),
+			store.updateIf("item-300", { rank: 2 }, { rank: 3, owner: "last" })
+		]);
+		expect([a === null, b, c]).toEqual([false, true, true]);
+		expect(await store.get("item-300")).toMatchObject({ rank: 3, owner: "last" });
+		// Compare-and-sets on many rows at once: the ones whose expectation holds apply, the others do not.
+		const flips = await Promise.all(ids.map(n => store.updateIf(`item-${n}`, { rank: n % 2 ? n : -1 }, { status: "flipped" })));
+		expect(flips.filter(Boolean)).toHaveLength(ids.filter(n => n % 2).length);
+		expect(await store.count({ status: "flipped" })).toBe(flips.filter(Boolean).length);
+		expect(await store.removeMany({ status: { $in: ["batch", "flipped"] } })).toBe(120);
+	});
+
 	test("remove and removeMany", async () => {
 		expect(await store.remove("item-10")).toBe(true);
 		expect(await store.remove("item-10")).toBe(false);
