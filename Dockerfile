@@ -14,6 +14,7 @@ COPY services ./services
 COPY mixins ./mixins
 COPY agents ./agents
 COPY scripts ./scripts
+COPY web ./web
 RUN npm run build
 
 FROM node:22-alpine AS runtime

@@ -6,7 +6,7 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { decideTask, type TaskEvent } from "../src/domain/tasks/decide";
-import { explainWait, type AgentVerdict } from "../src/domain/tasks/dispatch";
+import { explainWait, type WaitReport } from "../src/domain/tasks/dispatch";
 import type { QueueByCapability } from "../src/platform/metrics/overview";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { principalOf } from "../src/platform/trust";
@@ -16,7 +16,7 @@ import { taskToWire, type StoredTask, type TaskRuntime } from "../src/runtime/ta
 import type { StorageThis } from "./db.mixin";
 import type { QuotasThis } from "./quotas.mixin";
 import type { Filter } from "../src/storage/entity-store";
-import { TASK_STATUSES, type AgentStatus, type Task, type TaskStatus } from "../src/types";
+import { TASK_STATUSES, type Task, type TaskStatus } from "../src/types";
 
 /** Queued tasks looked at for the per-capability counts (the depth itself is always exact). */
 const QUEUE_SCAN_MAX = 50_000;
@@ -24,15 +24,6 @@ const QUEUE_SCAN_MAX = 50_000;
 /** The most tasks one bulk request touches: larger sets are narrowed with filters or repeated. */
 export const BULK_MAX = 10_000;
 const BULK_CONCURRENCY = 16;
-
-export interface WaitReport {
-	task_id: string;
-	status: TaskStatus;
-	waiting: boolean;
-	not_before: string | null;
-	cluster: { running: number; max: number; full: boolean };
-	agents: Array<AgentVerdict & { name: string; status: AgentStatus }>;
-}
 
 export interface BulkFilter {
 	status?: TaskStatus;

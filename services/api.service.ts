@@ -18,6 +18,7 @@ import { gatewayCors, setResponseHeaders } from "../src/gateway/http-hygiene";
 import { localGatewayUrl } from "../src/gateway/local-gateway";
 import { checkReadiness } from "../src/gateway/readiness";
 import { REST_ROUTES } from "../src/gateway/routes";
+import { PANEL_ASSETS } from "../src/gateway/panel";
 import { MILLISECOND_HISTOGRAMS } from "../src/platform/metrics/definitions";
 import { watchHttpRequest } from "../src/platform/metrics/http-requests";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamilySnapshot } from "../src/platform/metrics/prometheus";
@@ -59,6 +60,8 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 		port: 8080,
 		ip: "0.0.0.0",
 		routes: [],
+		// The web panel at `GET /`: what no route takes is served from its build (src/gateway/panel.ts).
+		assets: PANEL_ASSETS,
 		log4XXResponses: false,
 		logRequestParams: null,
 		logResponseData: null,
@@ -262,8 +265,10 @@ const ApiService: TypedServiceSchema<ApiThis> & { merged(this: ApiThis, schema: 
 			this.stopCertificateReload = onCertificateReload(this.config, "TLS_CERT_FILE", () => server.setSecureContext(gatewaySecureContext(this.config.tls)!));
 		if (this.config.secretsGenerated) {
 			const token = mintToken(this.config.secrets.jwtSecret, { sub: "dev-admin", roles: ["admin"], expiresInSec: 24 * 3600 }, this.config.jwt);
+			const url = localGatewayUrl(this.broker, this.config);
 			this.logger.warn(
-				`Development mode: gateway on ${localGatewayUrl(this.broker, this.config)}; JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token}`
+				`Development mode: gateway on ${url}; JWT_SECRET/API_KEY generated in ${this.config.dataDir}/.secrets.json. Admin token (24 h): ${token} · ` +
+					`Panel: ${url}/#token=${token}`
 			);
 		}
 	},

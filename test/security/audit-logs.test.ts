@@ -138,9 +138,13 @@ describe("log lines of a real server process at LOG_LEVEL=debug", () => {
 		const stderr: string[] = [];
 		node.process.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
 		const operatorToken = mintToken(secrets.JWT_SECRET, { sub: "log-operator", roles: ["operator"], expiresInSec: 600 });
+		// /ready covers the store, transporter and Redis, not each service's start: on a loaded machine the
+		// gateway answers before every service it routes to is up (503). Wait for those this test calls.
+		const answers = (path: string) =>
+			fetch(`${url}${path}`, { headers: { Authorization: `Bearer ${operatorToken}` } }).then(r => r.status === 200, () => false);
 		await waitFor(async () => {
 			if (node.process.exitCode !== null) throw new Error(`server exited early:\n${node.output.join("")}`);
-			return fetch(`${url}/ready`).then(r => r.ok, () => false);
+			return (await answers("/ready")) && (await answers("/api/v1/pipelines")) && answers("/api/v1/agents");
 		}, 30_000, 100);
 
 		const sent: string[] = [operatorToken];

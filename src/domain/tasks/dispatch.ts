@@ -3,7 +3,7 @@
  * the queue and the agents and applies the assignments it gets back.
  */
 import { acceptsWork } from "../agents/status";
-import type { AgentStatus, Priority } from "../../types";
+import type { AgentStatus, Priority, TaskStatus } from "../../types";
 
 /** The fields of a queued Task the policy needs. */
 export interface DispatchTask {
@@ -125,6 +125,16 @@ export interface WaitExplanation {
 	/** Reasons that hold for every agent: the cluster is full, or the task is in its backoff. */
 	reasons: PassOverReason[];
 	agents: AgentVerdict[];
+}
+
+/** `GET /tasks/{id}/explain`: the task, the cluster's limit, and each agent's verdict under its name and status. */
+export interface WaitReport {
+	task_id: string;
+	status: TaskStatus;
+	waiting: boolean;
+	not_before: string | null;
+	cluster: { running: number; max: number; full: boolean };
+	agents: Array<AgentVerdict & { name: string; status: AgentStatus }>;
 }
 
 /**

@@ -96,9 +96,12 @@ export class SocketIoChannel implements Channel {
 	private readonly io: IoServer;
 	/** Engine connections whose socket.io client has not authenticated yet, and their share. */
 	private readonly unauthenticated = new WeakMap<object, ConnectionSlot>();
+	/** engine.io's own `upgrade` listener on the gateway's server: removed on close (see `close`). */
+	private readonly engineUpgrade: Array<(...args: unknown[]) => void>;
 
-	constructor(server: HttpServer, private readonly hub: RealtimeHub, options: SocketIoChannelOptions) {
+	constructor(private readonly server: HttpServer, private readonly hub: RealtimeHub, options: SocketIoChannelOptions) {
 		const cors = socketIoCors(options.corsOrigins);
+		const before = new Set(server.listeners("upgrade"));
 		this.io = new Server(server, {
 			path: SOCKET_IO_PATH,
 			serveClient: false,
@@ -114,6 +117,7 @@ export class SocketIoChannel implements Channel {
 				answer(allowed ? null : TOO_MANY_UNAUTHENTICATED, allowed);
 			}
 		});
+		this.engineUpgrade = server.listeners("upgrade").filter(l => !before.has(l)) as Array<(...args: unknown[]) => void>;
 		// An engine connection is unauthenticated until the middleware below accepts its token.
 		this.io.engine.on("connection", (conn: EngineSocket) => {
 			const share = hub.reserveUnauthenticated(peerAddress(conn.remoteAddress));
@@ -150,10 +154,12 @@ export class SocketIoChannel implements Channel {
 
 	/**
 	 * Drops every client and stops engine.io. Not `io.close()`: that also closes the HTTP server,
-	 * which belongs to the gateway.
+	 * which belongs to the gateway. engine.io's `upgrade` listener goes too: with `destroyUpgrade`
+	 * off it would hold every later upgrade unanswered (the gateway could then never close).
 	 */
 	async close(): Promise<void> {
 		const raw = [...this.io.of("/").sockets.values()].map(rawWebSocket).filter((ws): ws is WebSocket => ws !== undefined);
+		for (const listener of this.engineUpgrade) this.server.off("upgrade", listener);
 		this.io.disconnectSockets(true);
 		this.io.engine.close();
 		await closeWithin(raw, WS_GOING_AWAY, "server shutting down");
