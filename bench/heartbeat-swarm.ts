@@ -13,7 +13,7 @@ import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig } from "../src/platform/config";
 import { resolveSecrets } from "../src/platform/secrets";
-import type { RegisteredAgent } from "../src/types";
+import type { HeartbeatAnswer, RegisteredAgent } from "../src/types";
 
 export interface SwarmHeartbeatResult {
 	/** Heartbeats due by the schedule. */
@@ -51,8 +51,14 @@ function percentileOf(sorted: Float64Array, p: number): number {
 	return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 }
 
-async function registerAll(broker: ServiceBroker, count: number): Promise<string[]> {
-	const ids = new Array<string>(count);
+interface SwarmAgent {
+	id: string;
+	/** Presented with every beat, as an agent node does, and replaced by the renewed one it is answered. */
+	token: string;
+}
+
+async function registerAll(broker: ServiceBroker, count: number): Promise<SwarmAgent[]> {
+	const ids = new Array<SwarmAgent>(count);
 	let next = 0;
 	await Promise.all(
 		Array.from({ length: REGISTER_IN_FLIGHT }, async () => {
@@ -62,7 +68,7 @@ async function registerAll(broker: ServiceBroker, count: number): Promise<string
 					type: "worker",
 					capabilities: ["none"]
 				});
-				ids[index] = agent.id;
+				ids[index] = { id: agent.id, token: agent.token };
 			}
 		})
 	);
@@ -73,7 +79,7 @@ async function registerAll(broker: ServiceBroker, count: number): Promise<string
  * Beat k goes to agent k mod N at k × (1000 / N) ms: every agent once a second, spread evenly over
  * the second rather than in one burst, as independent agents would be.
  */
-async function heartbeatAll(broker: ServiceBroker, ids: string[], seconds: number): Promise<SwarmHeartbeatResult> {
+async function heartbeatAll(broker: ServiceBroker, ids: SwarmAgent[], seconds: number): Promise<SwarmHeartbeatResult> {
 	const windowMs = seconds * 1000;
 	const beatSpacingMs = 1000 / ids.length;
 	const inFlight = new Uint8Array(ids.length);
@@ -95,9 +101,10 @@ async function heartbeatAll(broker: ServiceBroker, ids: string[], seconds: numbe
 		sent++;
 		const sentAt = performance.now();
 		const call = broker
-			.call("agents.heartbeat", { id: ids[agentIndex] })
+			.call<HeartbeatAnswer, { id: string }>("agents.heartbeat", { id: ids[agentIndex].id }, { meta: { token: ids[agentIndex].token } })
 			.then(
-				() => {
+				answer => {
+					ids[agentIndex].token = answer.token;
 					acked++;
 					roundTrips.push(performance.now() - sentAt);
 				},

@@ -1,30 +1,38 @@
 /**
- * The agent registry's liveness jobs, for the agents service: agents silent for
- * HEARTBEAT_TIMEOUT_MS go offline, HTTP agents' health endpoints are polled (a bounded number at
+ * The agent registry's liveness jobs, for the agents service: the beats this node took go to the
+ * other core nodes once a tick (one `agent.heard` batch); agents silent for HEARTBEAT_TIMEOUT_MS
+ * (by the stored record and the liveness book together) go offline, HTTP agents' health endpoints are polled (a bounded number at
  * once, through the egress policy), and agents offline for AGENT_RETENTION_HOURS are removed. Each
  * change is the agent's own event through its actor, like any other.
  */
 import type { Service, ServiceSchema } from "moleculer";
-import { isExpired, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
-import { LIVE_STATUSES } from "../src/domain/agents/status";
+import { isExpired, lastHeardAt, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import { isSilent, LIVE_STATUSES } from "../src/domain/agents/status";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { forEachBounded } from "../src/runtime/bounded";
 import type { EgressPolicy } from "../src/runtime/egress";
 import type { EntityActor } from "../src/runtime/entity-actor";
 import { HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
+import type { LivenessBook } from "../src/runtime/liveness";
 import { every } from "../src/runtime/periodic";
-import type { AgentStatus } from "../src/types";
+import type { Snapshot } from "../src/runtime/snapshot";
+import { EVENTS, type AgentStatus } from "../src/types";
 import type { StorageThis } from "./db.mixin";
 
 interface LivenessThis extends Service, StorageThis<StoredAgent> {
 	config: AppConfig;
 	egress: EgressPolicy;
 	actor: EntityActor<StoredAgent>;
+	snapshot: Snapshot<StoredAgent>;
+	liveness: LivenessBook;
+	/** When this node began to hear beats: until a timeout after it, silence is not proven. */
+	listeningSince: number;
 	livenessTimers: NodeJS.Timeout[];
 	apply(id: string, event: AgentEvent): Promise<StoredAgent>;
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	sweepSilent(): Promise<void>;
+	shareBeats(): Promise<void>;
 	sweepExpired(): Promise<void>;
 	pollHealth(): Promise<void>;
 }
@@ -34,9 +42,19 @@ const schema: TypedServiceSchema<LivenessThis> = {
 	methods: {
 		async sweepSilent(this: LivenessThis) {
 			const timeoutMs = this.config.heartbeatTimeoutMs;
-			const cutoff = new Date(Date.now() - timeoutMs).toISOString();
-			const silent = await this.store.find({ filter: { status: { $in: LIVE_STATUSES.slice() }, last_heartbeat: { $lt: cutoff } } });
-			for (const agent of silent) await this.apply(agent.id, { type: "silence", timeoutMs }).catch(() => undefined);
+			const now = Date.now();
+			// Beats live in memory only: a node that just started has not heard anyone yet.
+			if (!isSilent(this.listeningSince, now, timeoutMs)) return;
+			for (const agent of await this.snapshot.get()) {
+				if (!LIVE_STATUSES.includes(agent.status)) continue;
+				const heardAt = this.liveness.get(agent.id)?.at ?? 0;
+				if (isSilent(lastHeardAt(agent, heardAt), now, timeoutMs)) await this.apply(agent.id, { type: "silence", timeoutMs, lastHeardAt: heardAt }).catch(() => undefined);
+			}
+		},
+
+		async shareBeats(this: LivenessThis) {
+			const batch = this.liveness.takeBatch();
+			if (batch) await this.broker.broadcast(EVENTS.agentHeard, batch);
 		},
 
 		/** Offline longer than AGENT_RETENTION_HOURS: removed, as an operator would. */
@@ -56,6 +74,7 @@ const schema: TypedServiceSchema<LivenessThis> = {
 			const agents = await this.store.find({ filter: { status: { $in: ["active", "busy", "unhealthy", "offline"] } } });
 			await forEachBounded(agents.filter(a => a.endpoints.health), HEALTH_POLL_CONCURRENCY, async a => {
 				const healthy = await probeHealth(this.egress, a.endpoints.health!, this.config.healthCheckTimeoutMs);
+				if (healthy) this.liveness.record(a.id, Date.now());
 				await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
 			});
 		}
@@ -63,8 +82,11 @@ const schema: TypedServiceSchema<LivenessThis> = {
 
 	started(this: LivenessThis) {
 		this.livenessTimers = [];
+		this.listeningSince = Date.now();
 		const warn = (name: string) => (err: unknown) => this.logger.warn({ err: (err as Error).message }, `${name} failed`);
 		const sweepMs = Math.max(50, Math.min(5000, Math.floor(this.config.heartbeatTimeoutMs / 4)));
+		// Beats reach the other nodes at least four times within a timeout, so none goes offline for want of news.
+		this.livenessTimers.push(every(Math.max(25, Math.min(1000, Math.floor(this.config.heartbeatTimeoutMs / 4))), () => this.shareBeats(), warn("sharing heartbeats")));
 		this.livenessTimers.push(every(sweepMs, () => this.sweepSilent(), warn("liveness sweep")));
 		this.livenessTimers.push(every(this.config.healthCheckIntervalMs, () => this.pollHealth(), warn("health poll")));
 		const retentionMs = this.config.agentRetentionHours * 3600_000;

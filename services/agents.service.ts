@@ -2,7 +2,9 @@
  * The agent registry actor. Every change to an agent is decided by `decideAgent` /
  * `decideRegistration` (src/domain/agents/decide.ts) and committed by the entity actor (mailbox +
  * compare-and-set), so concurrent heartbeats, sweeps and health polls on several nodes never lose
- * an update; news (status or load changed) is announced as `agent.updated`.
+ * an update; news (status or load changed) is announced as `agent.updated`. A heartbeat that
+ * changes no status is no write: it goes into the liveness book (src/runtime/liveness.ts), which
+ * every answer about an agent reads its `last_heartbeat` and `current_load` from.
  */
 import type { Context, Service } from "moleculer";
 import { agentLivenessMixin } from "../mixins/agent-liveness.mixin";
@@ -17,6 +19,7 @@ import { expiryOf, mintAgentToken } from "../src/platform/tokens";
 import { deliveryKey, isServerService, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
+import { LivenessBook } from "../src/runtime/liveness";
 import { Snapshot } from "../src/runtime/snapshot";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError } from "../src/storage/entity-store";
@@ -33,10 +36,15 @@ interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	egress: EgressPolicy;
 	actor: EntityActor<StoredAgent>;
 	snapshot: Snapshot<StoredAgent>;
+	liveness: LivenessBook;
+	/** The snapshot's agents by id, for the one they were built from. */
+	snapshotIndex?: { of: StoredAgent[]; byId: Map<string, StoredAgent> };
 	apply(id: string, event: AgentEvent): Promise<StoredAgent>;
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	execute(outcome: Outcome<StoredAgent, AgentEffect>): void;
 	agentToken(agent: StoredAgent): string;
+	toWire(agent: StoredAgent): Agent;
+	known(id: string): Promise<StoredAgent | undefined>;
 }
 
 export { agentIdFor };
@@ -130,7 +138,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				const agents = (await this.snapshot.get()).filter(
 					a => (!type || a.type === type) && (!status || a.status === status) && (!capability || a.capabilities.includes(capability))
 				);
-				return { agents: agents.slice(offset, offset + limit).map(agentToWire), total: agents.length, limit, offset };
+				return { agents: agents.slice(offset, offset + limit).map(a => this.toWire(a)), total: agents.length, limit, offset };
 			}
 		},
 
@@ -138,7 +146,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			access: { level: "read" },
 			params: { id: "string" },
 			async handler(this: AgentsThis, ctx: Context<{ id: string }>) {
-				return agentToWire(await this.actor.load(ctx.params.id));
+				return this.toWire(await this.actor.load(ctx.params.id));
 			}
 		},
 
@@ -151,6 +159,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 					await this.store.remove(found.id);
 					return found;
 				});
+				this.liveness.forget(agent.id);
 				this.announce({ ...agent, status: "offline" }, agent.status, true);
 				return { id: agent.id, removed: true };
 			}
@@ -166,16 +175,27 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			async handler(this: AgentsThis, ctx: Context<AgentHeartbeat & { id: string }, Meta>): Promise<HeartbeatAnswer> {
 				const { id, status, current_load } = ctx.params;
 				const by = principalOf(ctx);
-				const agent = await this.apply(id, { type: "heartbeat", report: { status, current_load }, by: by ?? undefined }).catch(err => {
-					// Its agent was removed: its token is revoked, like one of an earlier registration.
-					if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
-						throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
-					throw err;
-				});
+				const event: AgentEvent = { type: "heartbeat", report: { status, current_load }, by: by ?? undefined };
+				const now = Date.now();
+				// Decided first on the registry as last read: most beats change nothing and so write nothing.
+				const seen = await this.known(id);
+				const decided = seen ? decideAgent(seen, event, { now: new Date(now) }) : null;
+				if (decided && "reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message);
+				const agent =
+					seen && decided && "change" in decided && decided.change === null
+						? seen
+						: await this.apply(id, event).catch(err => {
+								// Its agent was removed: its token is revoked, like one of an earlier registration.
+								if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
+									throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
+								throw err;
+							});
+				this.liveness.record(id, now, current_load);
+				const last_heartbeat = new Date(now).toISOString();
 				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
 				const presented = ctx.meta.token;
 				const young = by && presented && isOwnCurrentToken(by, agent) && (expiryOf(presented) ?? 0) * 1000 - Date.now() > this.config.agentTokenTtlSec * 1000 * (1 - RENEW_AFTER_FRACTION);
-				return { id, status: agent.status, last_heartbeat: agent.last_heartbeat, token: young ? presented : this.agentToken(agent) };
+				return { id, status: agent.status, last_heartbeat, token: young ? presented : this.agentToken(agent) };
 			}
 		},
 
@@ -183,7 +203,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			access: { level: "operate" },
 			params: { id: "string" },
 			async handler(this: AgentsThis, ctx: Context<{ id: string }>) {
-				return agentToWire(await this.apply(ctx.params.id, { type: "drain" }));
+				return this.toWire(await this.apply(ctx.params.id, { type: "drain" }));
 			}
 		},
 
@@ -193,7 +213,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			params: { id: "string", node_id: "string", running_tasks: { type: "number", integer: true, min: 0 } },
 			async handler(this: AgentsThis, ctx: Context<{ id: string; node_id: string; running_tasks: number }>) {
 				const { id, node_id, running_tasks } = ctx.params;
-				return this.apply(id, { type: "load", node_id, running_tasks }).then(agentToWire, err => {
+				return this.apply(id, { type: "load", node_id, running_tasks }).then(agent => this.toWire(agent), err => {
 					if ((err as ApiError).type === "NOT_FOUND") return null;
 					throw err;
 				});
@@ -212,8 +232,14 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 
 	events: {
 		/** A change made on another core node: our snapshot of the registry is out of date. */
-		[EVENTS.agentUpdated](this: AgentsThis) {
-			this.snapshot.invalidate();
+		[EVENTS.agentUpdated](this: AgentsThis, ctx: Context<AgentUpdatedEvent>) {
+			// Our own news is already in the snapshot (`announce`); another node's is read afresh.
+			if (ctx.nodeID !== this.broker.nodeID) this.snapshot.invalidate();
+		},
+
+		/** Heartbeats another core node took (and this one's own, broadcast to all). */
+		[EVENTS.agentHeard](this: AgentsThis, ctx: Context<unknown>) {
+			if (ctx.nodeID !== this.broker.nodeID) this.liveness.mergeBatch(ctx.params);
 		},
 
 		/** A Moleculer node left: its in-cluster agents are gone now, not after HEARTBEAT_TIMEOUT_MS. */
@@ -235,13 +261,30 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		},
 
 		announce(this: AgentsThis, agent: StoredAgent, previous?: AgentStatus, removed?: boolean) {
-			this.snapshot.invalidate();
-			const event: AgentUpdatedEvent = { agent: agentToWire(agent) };
+			this.snapshot.patch(a => a.id === agent.id, removed ? null : agent, byName);
+			const event: AgentUpdatedEvent = { agent: this.toWire(agent) };
 			if (previous && previous !== agent.status) event.previous_status = previous;
 			if (removed) event.removed = true;
 			// Broadcast: every dispatcher and every gateway's realtime bridge in the cluster needs it.
 			this.broker.broadcast(EVENTS.agentUpdated, event);
 			if (this.broker.cacher) void this.broker.cacher.clean("agents.**");
+		},
+
+		/** The public shape, with the liveness book's word on when it was last heard and its load. */
+		toWire(this: AgentsThis, agent: StoredAgent): Agent {
+			const wire = agentToWire(agent);
+			const heard = this.liveness.get(agent.id);
+			if (!heard) return wire;
+			if (heard.at > Date.parse(agent.last_heartbeat)) wire.last_heartbeat = new Date(heard.at).toISOString();
+			if (heard.load !== undefined) wire.current_load = heard.load;
+			return wire;
+		},
+
+		/** The agent as the registry was last read (the snapshot), else as stored; undefined if unknown. */
+		async known(this: AgentsThis, id: string): Promise<StoredAgent | undefined> {
+			const agents = await this.snapshot.get();
+			if (this.snapshotIndex?.of !== agents) this.snapshotIndex = { of: agents, byId: new Map(agents.map(a => [a.id, a])) };
+			return this.snapshotIndex.byId.get(id) ?? (await this.store.get(id)) ?? undefined;
 		},
 
 		agentToken(this: AgentsThis, agent: StoredAgent) {
@@ -252,8 +295,9 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 	created(this: AgentsThis) {
 		this.config = appConfig(this.broker);
 		this.egress = egressPolicy(this.config);
+		this.liveness = new LivenessBook();
 		this.actor = new EntityActor<StoredAgent>({ kind: "Agent", idField: "id", store: () => this.store, maxTries: 6 });
-		// Every agent, sorted by name; only `last_heartbeat` may lag, by about LIST_MAX_AGE_MS (heartbeats are not announced).
+		// Every agent, sorted by name, as stored; what was heard of them since is in the liveness book.
 		this.snapshot = new Snapshot(async () => (await this.store.find()).sort(byName), LIST_MAX_AGE_MS);
 	}
 };

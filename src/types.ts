@@ -298,6 +298,8 @@ export interface PipelineRun {
 /** Moleculer event names carrying the entities above across the cluster. */
 export const EVENTS = {
 	agentUpdated: "agent.updated",
+	/** Between core nodes: the heartbeats each took since its last batch (liveness, not news). */
+	agentHeard: "agent.heard",
 	taskUpdated: "task.updated",
 	pipelineProgress: "pipeline.progress",
 	error: "mcp.error",
@@ -351,6 +353,11 @@ export type ClusterMessage = TaskUpdateMessage | AgentUpdateMessage | PipelinePr
 export type NumberedMessage = ClusterMessage & { seq: number };
 
 /** `agent.updated` event payload: the agent after the change. */
+/** A core node's heartbeats since its last batch: [agent id, heard at (ms), reported load?]. */
+export interface AgentHeardEvent {
+	beats: Array<[id: string, at: number, load?: number]>;
+}
+
 export interface AgentUpdatedEvent {
 	agent: Agent;
 	/** Status before the change, when it changed. */

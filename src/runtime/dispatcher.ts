@@ -5,7 +5,7 @@
  * delivering are the host's (the tasks service).
  */
 import { acceptsWork } from "../domain/agents/status";
-import { planDispatch, type DispatchAgent, type DispatchTask } from "../domain/tasks/dispatch";
+import { GENERIC_CAPABILITY, planDispatch, type DispatchAgent, type DispatchTask } from "../domain/tasks/dispatch";
 import type { Agent, Task } from "../types";
 
 export interface DispatcherHost {
@@ -81,10 +81,15 @@ export class Dispatcher {
 		return counts;
 	}
 
-	/** The agents as the policy sees them: running counts are ours counted live plus other core nodes' as they last reported them. */
-	policyAgents(now: number): Array<Agent & DispatchAgent> {
+	/**
+	 * The agents as the policy sees them (those `include` keeps): running counts are ours counted
+	 * live plus other core nodes' as they last reported them.
+	 */
+	policyAgents(now: number, include: (agent: Agent) => boolean = () => true): Array<Agent & DispatchAgent> {
 		const running = this.runningByAgent();
-		return [...this.agents.values()].map(a => ({
+		const agents: Agent[] = [];
+		for (const a of this.agents.values()) if (include(a)) agents.push(a);
+		return agents.map(a => ({
 			...a,
 			running_tasks: (running.get(a.id) ?? 0) + a.running_tasks - (a.running_by_node?.[this.host.nodeId] ?? 0),
 			skip: !this.host.available(a, now)
@@ -107,7 +112,9 @@ export class Dispatcher {
 			else if (t.status === "pending" || t.status === "retrying") queued.push(asDispatchTask(t));
 		}
 		if (!queued.length) return;
-		const agents = this.policyAgents(now).filter(a => acceptsWork(a.status));
+		// Only agents that take work and one of the queued types: a registry of thousands costs a pass nothing for the rest.
+		const types = new Set(queued.map(t => t.type));
+		const agents = this.policyAgents(now, a => acceptsWork(a.status) && a.capabilities.some(c => types.has(c) || c === GENERIC_CAPABILITY));
 		const plan = planDispatch({ tasks: queued, agents, runningTotal, maxConcurrentTasks: this.host.maxConcurrentTasks, now });
 		// Claims first (so the next pass sees these as running); each delivers without waiting.
 		await Promise.all(plan.map(a => this.host.claim(a.task_id, a.agent_id)));

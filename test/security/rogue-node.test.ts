@@ -249,6 +249,8 @@ describeWith(NATS)("a rogue Moleculer node on the transporter, without our secre
 			["agent.updated", { agent: fakeAgent }],
 			// The victim "went offline": the old tasks service re-queued its running tasks on that.
 			["agent.updated", { agent: { ...victim, status: "offline" }, previous_status: "active" }],
+			// Beats for the victim, an hour ahead, fully loaded: it would never be silent, and never offered a task.
+			["agent.heard", { beats: [[victim.id, Date.now() + 3600_000, 1]] }],
 			["audit.entry", forgedAudit],
 			["pipeline.progress", { run: { ...run, status: "completed", progress: 1, completed_stages: [0, 1], finished_at: now } }],
 			["mcp.error", { task_id: taskId, error: "forged-error-from-the-rogue", details: { code: "EXECUTION_ERROR", message: "forged" } }]
@@ -274,7 +276,10 @@ describeWith(NATS)("a rogue Moleculer node on the transporter, without our secre
 		expect(bait.hits).toEqual([]);
 		expect((await viewer.get(`/api/v1/tasks/${baitTask}`)).body).toMatchObject({ status: "pending", assigned_agent: null });
 		expect((await viewer.get(`/api/v1/agents/${fakeAgentId}`)).status).toBe(404);
-		expect((await viewer.get(`/api/v1/agents/${victim.id}`)).body.status).toBe("active");
+		const victimNow = (await viewer.get(`/api/v1/agents/${victim.id}`)).body;
+		expect(victimNow.status).toBe("active");
+		expect(victimNow.current_load).not.toBe(1);
+		expect(Date.parse(victimNow.last_heartbeat)).toBeLessThanOrEqual(Date.now());
 		expect((await viewer.get(`/api/v1/agents/${bystanderId}`)).body.status).toBe("active");
 		expect((await viewer.get(`/api/v1/tasks/${taskId}`)).body).toMatchObject({ status: "running", attempt: 1, result: null });
 		expect((await viewer.get(`/api/v1/tasks/${stageTask.task_id}`)).body).toMatchObject({ status: "running", attempt: 1, result: null });
@@ -412,7 +417,10 @@ describeWith(NATS)("a rogue Moleculer node on the transporter, without our secre
 		expect((await asAgent.post("/api/v1/auth/token", { sub: "escalated", roles: ["admin"] })).status).toBe(401);
 		expect(await compromised.call("agents.remove", { id: victim.id }, { token: agent.token })).toEqual(refusal(403, "FORBIDDEN"));
 		expect(await compromised.call("tasks.complete", { id: taskId, result: { forged: true } }, { token: agent.token })).toEqual(refusal(403, "FORBIDDEN"));
-		expect((await viewer.get(`/api/v1/agents/${victim.id}`)).body.status).toBe("active");
+		const victimNow = (await viewer.get(`/api/v1/agents/${victim.id}`)).body;
+		expect(victimNow.status).toBe("active");
+		expect(victimNow.current_load).not.toBe(1);
+		expect(Date.parse(victimNow.last_heartbeat)).toBeLessThanOrEqual(Date.now());
 		expect((await viewer.get(`/api/v1/tasks/${taskId}`)).body).toMatchObject({ status: "running", result: null });
 	});
 

@@ -13,8 +13,8 @@ test("heartbeats revive agents but never undo draining", () => {
 
 test("silence: older than the timeout → offline, once", () => {
 	const now = Date.parse("2026-01-01T00:01:00Z");
-	expect(isSilent("2026-01-01T00:00:00Z", now, 30_000)).toBe(true);
-	expect(isSilent("2026-01-01T00:00:45Z", now, 30_000)).toBe(false);
+	expect(isSilent(Date.parse("2026-01-01T00:00:00Z"), now, 30_000)).toBe(true);
+	expect(isSilent(Date.parse("2026-01-01T00:00:45Z"), now, 30_000)).toBe(false);
 	expect(statusAfterSilence("busy")).toBe("offline");
 	expect(statusAfterSilence("offline")).toBeNull();
 });

@@ -43,14 +43,15 @@ const moved = (previous: AgentStatus, status: AgentStatus, extra: Partial<Stored
 	effects: announce(previous)
 });
 
-/** A heartbeat's write: always the status and both clocks; announced only when it is news. */
-const heartbeat = (status: AgentStatus, news: AgentStatus | null, extra: Partial<StoredAgent> = {}): AgentDecision => ({
-	change: { status, last_heartbeat: NOW, updated_at: NOW, ...extra },
-	effects: news ? announce(news) : []
-});
+/**
+ * A heartbeat: written (status and both clocks) and announced only when the status moves; otherwise
+ * nothing, since the beat and its load are liveness, kept in memory by the service.
+ */
+const heartbeat = (status: AgentStatus, previous: AgentStatus): AgentDecision =>
+	status === previous ? NOTHING : { change: { status, updated_at: NOW, last_heartbeat: NOW }, effects: announce(previous) };
 
-/** A healthy poll of an agent that needs no status change: it counts as being heard from, nothing more. */
-const HEARD: AgentDecision = { change: { last_heartbeat: NOW }, effects: [] };
+/** A healthy poll of an agent that needs no status change: liveness, no write. */
+const HEARD = NOTHING;
 
 const loaded = (previous: AgentStatus): AgentDecision => ({
 	change: { running_by_node: { "core-2": 1, "core-1": 2 }, running_tasks: 3 },
@@ -61,7 +62,7 @@ const loaded = (previous: AgentStatus): AgentDecision => ({
 
 const EVENTS: Record<string, AgentEvent> = {
 	heartbeat: { type: "heartbeat", report: {} },
-	silence: { type: "silence", timeoutMs: 30_000 },
+	silence: { type: "silence", timeoutMs: 30_000, lastHeardAt: 0 },
 	"health (healthy)": { type: "health", healthy: true },
 	"health (unhealthy)": { type: "health", healthy: false },
 	drain: { type: "drain" },
@@ -71,18 +72,19 @@ const EVENTS: Record<string, AgentEvent> = {
 
 const MATRIX: Record<keyof typeof EVENTS, Record<AgentStatus, AgentDecision>> = {
 	heartbeat: {
-		active: heartbeat("active", null),
+		active: heartbeat("active", "active"),
 		busy: heartbeat("active", "busy"),
 		unhealthy: heartbeat("active", "unhealthy"),
 		offline: heartbeat("active", "offline"),
-		draining: heartbeat("draining", null)
+		draining: heartbeat("draining", "draining")
 	},
+	// Gone offline, the record keeps when the agent was last heard.
 	silence: {
-		active: moved("active", "offline"),
-		busy: moved("busy", "offline"),
-		unhealthy: moved("unhealthy", "offline"),
+		active: moved("active", "offline", { last_heartbeat: LAST_HEARD }),
+		busy: moved("busy", "offline", { last_heartbeat: LAST_HEARD }),
+		unhealthy: moved("unhealthy", "offline", { last_heartbeat: LAST_HEARD }),
 		offline: NOTHING,
-		draining: moved("draining", "offline")
+		draining: moved("draining", "offline", { last_heartbeat: LAST_HEARD })
 	},
 	"health (healthy)": {
 		active: HEARD,
@@ -137,15 +139,14 @@ describe("every event in every agent status", () => {
 describe("heartbeat reports", () => {
 	test.each<[AgentStatus, AgentHeartbeat, AgentDecision]>([
 		["active", { status: "busy" }, heartbeat("busy", "active")],
-		["busy", { status: "busy" }, heartbeat("busy", null)],
-		["busy", { status: "active", current_load: 0.9 }, heartbeat("active", "busy", { current_load: 0.9 })],
+		["busy", { status: "busy" }, heartbeat("busy", "busy")],
+		// The load is never the record's: the service keeps it with the beat.
+		["busy", { status: "active", current_load: 0.9 }, heartbeat("active", "busy")],
 		["offline", { status: "busy" }, heartbeat("busy", "offline")],
-		["active", { current_load: 0.25 }, heartbeat("active", null, { current_load: 0.25 })],
-		["active", { current_load: 0.5 }, heartbeat("active", "active", { current_load: 0.5 })],
-		["active", { current_load: 0 }, heartbeat("active", "active", { current_load: 0 })],
+		["active", { current_load: 0.5 }, NOTHING],
 		["active", { status: "draining" }, heartbeat("draining", "active")],
-		["draining", { status: "active" }, heartbeat("draining", null)],
-		["draining", { status: "busy", current_load: 0.9 }, heartbeat("draining", "draining", { current_load: 0.9 })]
+		["draining", { status: "active" }, heartbeat("draining", "draining")],
+		["draining", { status: "busy", current_load: 0.9 }, NOTHING]
 	])("%s agent reporting %j", (status, report, expected) => {
 		expect(decideAgent(agent(status), { type: "heartbeat", report }, ctx)).toStrictEqual(expected);
 	});
@@ -171,11 +172,26 @@ describe("heartbeat access: an agent token only as itself", () => {
 
 describe("silence: strictly longer than the timeout since the last heartbeat", () => {
 	test.each<[number, AgentDecision]>([
-		[59_999, moved("busy", "offline")],
+		[59_999, moved("busy", "offline", { last_heartbeat: LAST_HEARD })],
 		[60_000, NOTHING],
 		[120_000, NOTHING]
-	])("timeout %d ms, heard 60 s ago", (timeoutMs, expected) => {
-		expect(decideAgent(agent("busy"), { type: "silence", timeoutMs }, ctx)).toStrictEqual(expected);
+	])("timeout %d ms, heard 60 s ago (stored)", (timeoutMs, expected) => {
+		expect(decideAgent(agent("busy"), { type: "silence", timeoutMs, lastHeardAt: 0 }, ctx)).toStrictEqual(expected);
+	});
+
+	const heardLater = "2026-01-01T00:01:00.000Z";
+	test.each<[string, number, AgentDecision]>([
+		["heard in memory 30 s ago, after the stored beat: alive", Date.parse(heardLater), NOTHING],
+		["heard in memory before the stored beat: the stored one counts", Date.parse(REGISTERED), moved("busy", "offline", { last_heartbeat: LAST_HEARD })]
+	])("timeout 40 s, %s", (_what, lastHeardAt, expected) => {
+		expect(decideAgent(agent("busy"), { type: "silence", timeoutMs: 40_000, lastHeardAt }, ctx)).toStrictEqual(expected);
+	});
+
+	test("once silent, the record keeps the beat heard in memory", () => {
+		const heardAt = Date.parse("2026-01-01T00:00:50.000Z");
+		expect(decideAgent(agent("busy"), { type: "silence", timeoutMs: 20_000, lastHeardAt: heardAt }, ctx)).toStrictEqual(
+			moved("busy", "offline", { last_heartbeat: "2026-01-01T00:00:50.000Z" })
+		);
 	});
 });
 

@@ -4,6 +4,11 @@
  * change is news for the cluster (`announce`: status or load changed; a plain heartbeat is not).
  * Pure: the clock, the limits and the caller come in through the event and the context.
  *
+ * Liveness is not a write. A heartbeat that changes no status decides nothing: the registry keeps
+ * when it heard each agent, and the load it reported, in memory (src/runtime/liveness.ts), and the
+ * record's `last_heartbeat` is brought up to date only with a status change, as Nomad keeps its
+ * heartbeat timers. A silence is judged on the later of the two.
+ *
  * Identity: an agent's tokens name its registration (`rat`, its `registered_at`). A name that is
  * registered and alive can be taken over only by its own token or an operator; a removed or
  * re-claimed agent gets a new `registered_at`, and every token of the old one stops working.
@@ -23,8 +28,8 @@ export type StoredAgent = Agent & {
 
 export type AgentEvent =
 	| { type: "heartbeat"; report: AgentHeartbeat; by?: Principal }
-	/** No heartbeat within `timeoutMs`. */
-	| { type: "silence"; timeoutMs: number }
+	/** No heartbeat within `timeoutMs` of the last one heard (`lastHeardAt`, ms, from memory; 0 if none). */
+	| { type: "silence"; timeoutMs: number; lastHeardAt: number }
 	/** The outcome of polling its `endpoints.health`. */
 	| { type: "health"; healthy: boolean }
 	| { type: "drain" }
@@ -75,9 +80,10 @@ function revoked(by: Principal | undefined, agent: StoredAgent): boolean {
 	return Boolean(by && isAgentOnly(by) && by.agent_id === agent.id && by.rat !== agent.registered_at);
 }
 
-function withStatus(agent: StoredAgent, status: AgentStatus, ctx: AgentContext, extra: Partial<StoredAgent> = {}): AgentDecision {
+/** `extra` is written in any case; `withChange` only along with a new status. */
+function withStatus(agent: StoredAgent, status: AgentStatus, ctx: AgentContext, extra: Partial<StoredAgent> = {}, withChange: Partial<StoredAgent> = {}): AgentDecision {
 	if (agent.status === status) return Object.keys(extra).length ? change(extra) : noChange();
-	return change({ status, updated_at: ctx.now.toISOString(), ...extra }, [{ type: "announce", previous: agent.status }]);
+	return change({ status, updated_at: ctx.now.toISOString(), ...withChange, ...extra }, [{ type: "announce", previous: agent.status }]);
 }
 
 export interface RegistrationContext extends AgentContext {
@@ -126,6 +132,11 @@ export function decideRegistration(existing: StoredAgent | null, reg: AgentRegis
 	return { record: { id: ctx.id, ...fields, current_load: 0, running_tasks: 0, registered_at: now, version: 1 } };
 }
 
+/** When the agent was last heard: the stored `last_heartbeat` or, if later, what the registry heard since (ms). */
+export function lastHeardAt(agent: Pick<Agent, "last_heartbeat">, heardAt = 0): number {
+	return Math.max(Date.parse(agent.last_heartbeat) || 0, heardAt);
+}
+
 /** Offline for longer than the retention: the record goes. */
 export function isExpired(agent: Pick<Agent, "status" | "last_heartbeat">, now: number, retentionMs: number): boolean {
 	return agent.status === "offline" && now - Date.parse(agent.last_heartbeat) > retentionMs;
@@ -137,23 +148,18 @@ export function decideAgent(agent: StoredAgent, event: AgentEvent, ctx: AgentCon
 		case "heartbeat": {
 			if (revoked(event.by, agent)) return reject("UNAUTHORIZED", "This agent token belongs to an earlier registration; register again");
 			if (event.by && !actsOnOwnAgent(event.by, agent.id)) return reject("FORBIDDEN", "An agent may only heartbeat as itself");
-			const { status, current_load } = event.report;
-			const next = statusAfterHeartbeat(agent.status, status, agent.drained);
-			const news = next !== agent.status || (current_load !== undefined && current_load !== agent.current_load);
-			return change(
-				{ status: next, last_heartbeat: now, updated_at: now, ...(current_load !== undefined ? { current_load } : {}) },
-				news ? [{ type: "announce", previous: agent.status }] : []
-			);
+			// Only a new status is written; the beat itself (and its load) is liveness, kept in memory.
+			return withStatus(agent, statusAfterHeartbeat(agent.status, event.report.status, agent.drained), ctx, {}, { last_heartbeat: now });
 		}
 		case "silence": {
-			const next = isSilent(agent.last_heartbeat, ctx.now.getTime(), event.timeoutMs) ? statusAfterSilence(agent.status) : null;
-			return next ? withStatus(agent, next, ctx) : noChange();
+			const heard = lastHeardAt(agent, event.lastHeardAt);
+			const next = isSilent(heard, ctx.now.getTime(), event.timeoutMs) ? statusAfterSilence(agent.status) : null;
+			return next ? withStatus(agent, next, ctx, {}, { last_heartbeat: new Date(heard).toISOString() }) : noChange();
 		}
 		case "health": {
 			const next = statusAfterHealthCheck(agent.status, event.healthy, agent.drained);
-			// A healthy answer is as good as a heartbeat: HTTP agents need not send both.
-			const heard = event.healthy ? { last_heartbeat: now } : {};
-			return next ? withStatus(agent, next, ctx, heard) : event.healthy ? change(heard) : noChange();
+			// A healthy answer is as good as a heartbeat (HTTP agents need not send both): liveness, written with a new status.
+			return next ? withStatus(agent, next, ctx, {}, event.healthy ? { last_heartbeat: now } : {}) : noChange();
 		}
 		case "drain":
 			return agent.status === "draining" && agent.drained ? noChange() : withStatus(agent, agent.status === "offline" ? "offline" : "draining", ctx, { drained: true });

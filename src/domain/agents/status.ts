@@ -17,9 +17,9 @@ export function statusAfterHeartbeat(current: AgentStatus, reported: AgentHeartb
 	return "active";
 }
 
-/** No word from the agent for `timeoutMs`. */
-export function isSilent(lastHeartbeat: string, now: number, timeoutMs: number): boolean {
-	return now - Date.parse(lastHeartbeat) > timeoutMs;
+/** No word from the agent for `timeoutMs` since it was last heard (ms). */
+export function isSilent(lastHeardAt: number, now: number, timeoutMs: number): boolean {
+	return now - lastHeardAt > timeoutMs;
 }
 
 export function statusAfterSilence(current: AgentStatus): AgentStatus | null {
