@@ -88,7 +88,12 @@ function completions(socket: Socket) {
 	return (onCompleted: (id: string) => void) => (listener = onCompleted);
 }
 
-async function ours(store: "nedb" | "postgres"): Promise<PeerFigures> {
+/**
+ * One round through us. With `nodes` > 1 (PostgreSQL only: the shared store), that many full
+ * nodes share the store and the bus, submissions alternate between their gateways, and the CPU
+ * per task is theirs summed.
+ */
+async function ours(store: "nedb" | "postgres", nodes = 1): Promise<PeerFigures> {
 	const namespace = `bench-peer-${randomBytes(4).toString("hex")}`;
 	const database = store === "postgres" ? await createBenchDatabase() : null;
 	const env = {
@@ -101,23 +106,25 @@ async function ours(store: "nedb" | "postgres"): Promise<PeerFigures> {
 		RATE_LIMIT_PER_MINUTE: "100000000",
 		...(database ? { DATABASE_URL: database.url } : {})
 	};
-	let server: NodeProcess | undefined;
+	const servers: NodeProcess[] = [];
 	let agent: ChildProcess | undefined;
 	let socket: Socket | undefined;
 	const http = new Agent({ connections: IN_FLIGHT, pipelining: 1 });
 	try {
-		server = await startServerNode(env, `peer-${store}`);
+		for (let n = 0; n < nodes; n++) servers.push(await startServerNode(env, `peer-${store}-${n + 1}`));
+		const [server] = servers;
 		// An agent node holds the API key only, as in production.
 		const { JWT_SECRET: _serverOnly, ...agentEnv } = env;
 		agent = await forkAgentNode(agentEnv, "peer-noop");
 		const token = mintToken(SECRETS.JWT_SECRET, { sub: "bench", roles: ["operator"], expiresInSec: 3600 });
 		socket = ioClient(server.url, { auth: { token }, transports: ["websocket"] });
 		await new Promise<void>((resolve, reject) => (socket!.once("connect", resolve), socket!.once("connect_error", reject)));
-		const url = `${server.url}/api/v1/tasks`;
+		const urls = servers.map(s => `${s.url}/api/v1/tasks`);
+		let turn = 0;
 		const body = JSON.stringify({ type: "noop" });
 		const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
 		const submit = async () => {
-			const res = await request(url, { method: "POST", body, headers, dispatcher: http });
+			const res = await request(urls[turn++ % urls.length], { method: "POST", body, headers, dispatcher: http });
 			const answer = (await res.body.json()) as { task_id?: string };
 			if (res.statusCode !== 201 || !answer.task_id) throw new Error(`POST /tasks answered ${res.statusCode}: ${JSON.stringify(answer)}`);
 			return answer.task_id;
@@ -125,14 +132,15 @@ async function ours(store: "nedb" | "postgres"): Promise<PeerFigures> {
 		const subscribe = completions(socket);
 		// The agent is registered once a task completes: the warm-up waits for it.
 		await drive(WARMUP, IN_FLIGHT, submit, subscribe);
-		const cpuBefore = server.cpuSeconds();
+		const cpuSeconds = () => servers.reduce((sum, s) => sum + s.cpuSeconds(), 0);
+		const cpuBefore = cpuSeconds();
 		const figures = await drive(TASKS, IN_FLIGHT, submit, subscribe);
-		return { ...figures, cpuMsPerTask: ((server.cpuSeconds() - cpuBefore) * 1000) / TASKS };
+		return { ...figures, cpuMsPerTask: ((cpuSeconds() - cpuBefore) * 1000) / TASKS };
 	} finally {
 		socket?.close();
 		await http.close();
 		agent?.kill();
-		await server?.stop();
+		await Promise.all(servers.map(s => s.stop()));
 		await database?.drop();
 	}
 }
@@ -169,14 +177,18 @@ export async function runPeerBench(): Promise<BenchResult> {
 	const bull = await bullmq();
 	const nedb = await ours("nedb");
 	const postgres = await ours("postgres");
+	const twoCores = await ours("postgres", 2);
+	const cpuRatio = twoCores.cpuMsPerTask! / postgres.cpuMsPerTask!;
 	return {
 		name: `Peer: REST → agent node over NATS → socket.io, ${IN_FLIGHT} in flight, ${fmt(TASKS)} tasks`,
 		lines: [
 			describe("BullMQ 6 (Queue.add → Worker process → QueueEvents, Redis)", bull),
 			describe("us, one full node on NeDB", nedb),
 			describe("us, one full node on PostgreSQL", postgres),
+			describe("us, two full nodes on PostgreSQL (submissions alternate; CPU summed)", twoCores),
 			`NeDB / BullMQ: ${fmt(nedb.perSec / bull.perSec, 2)}× (target ≥ 0.7×); PostgreSQL / NeDB: ${fmt(postgres.perSec / nedb.perSec, 2)}× (target ≥ 0.6×)`,
-			`CPU per task: NeDB ${fmt(nedb.cpuMsPerTask!, 2)} ms (target ≤ 0.5), PostgreSQL ${fmt(postgres.cpuMsPerTask!, 2)} ms (target ≤ 1)`
+			`CPU per task: NeDB ${fmt(nedb.cpuMsPerTask!, 2)} ms (target ≤ 0.5), PostgreSQL ${fmt(postgres.cpuMsPerTask!, 2)} ms (target ≤ 1)`,
+			`two core nodes / one on PostgreSQL: CPU per task summed ×${fmt(cpuRatio, 2)} (target ≤ ×1.2), throughput ×${fmt(twoCores.perSec / postgres.perSec, 2)} (target ≥ ×1.0)`
 		]
 	};
 }
