@@ -79,39 +79,6 @@ function proof(secret: string, kind: string, namespace: string, nodeID: string, 
 	return createHmac("sha256", secret).update(`${kind}\n${namespace}\n${nodeID}\n${instanceID}`).digest("hex");
 }
 
-/**
- * Verified tokens by their text, until they expire: every call of a request would verify the same
- * one again. A hit is answered at once; only a token not seen yet waits for its verification (an
- * OIDC token's may fetch the issuer's keys), and concurrent calls with it share that one.
- */
-class VerifiedTokens {
-	private readonly entries = new Map<string, { principal: Principal; until: number }>();
-	private readonly pending = new Map<string, Promise<Principal>>();
-
-	constructor(private readonly verifier: TokenVerifier, private readonly max = 10_000) {}
-
-	cached(token: string): Principal | undefined {
-		const hit = this.entries.get(token);
-		return hit && hit.until > Date.now() ? hit.principal : undefined;
-	}
-
-	verify(token: string): Promise<Principal> {
-		let verifying = this.pending.get(token);
-		if (!verifying) {
-			verifying = this.verifier
-				.verify(token)
-				.then(({ principal, expiresAt }) => {
-					if (this.entries.size >= this.max) this.entries.clear();
-					this.entries.set(token, { principal, until: expiresAt });
-					return principal;
-				})
-				.finally(() => this.pending.delete(token));
-			this.pending.set(token, verifying);
-		}
-		return verifying;
-	}
-}
-
 /** A call names its action, or (moleculer-web) hands over an endpoint already chosen. */
 type ActionRef = string | { action?: { name?: string }; name?: string };
 
@@ -168,7 +135,7 @@ function withoutOurs(services: InfoService[]): { services: InfoService[]; droppe
 export function trustMiddleware(config: EnvConfig): Middleware {
 	const { jwtSecret, apiKey } = config.secrets;
 	const namespace = config.broker.namespace;
-	let tokens: VerifiedTokens | null = null;
+	let tokens: TokenVerifier | null = null;
 	let broker: ServiceBroker;
 	let system: { token: string; until: number } | null = null;
 	const warned = new Set<string>();
@@ -201,10 +168,13 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 		if (typeof meta.token === "string" && meta.token) {
 			if (!tokens) throw unauthorized("This node cannot verify tokens");
 			return (
-				tokens.cached(meta.token) ??
-				tokens.verify(meta.token).catch((err: unknown) => {
-					throw unauthorized(err instanceof TokenError ? err.message : "Invalid token");
-				})
+				tokens.cached(meta.token)?.principal ??
+				tokens.verify(meta.token).then(
+					verified => verified.principal,
+					(err: unknown) => {
+						throw unauthorized(err instanceof TokenError ? err.message : "Invalid token");
+					}
+				)
 			);
 		}
 		if (typeof meta.apiKey === "string" && meta.apiKey) {
@@ -252,7 +222,8 @@ export function trustMiddleware(config: EnvConfig): Middleware {
 
 		created(b: ServiceBroker) {
 			broker = b;
-			if (jwtSecret) tokens = new VerifiedTokens(tokenVerifierOf(b));
+			// The node's one verifier: it remembers verified tokens for the gateway and the sockets too.
+			if (jwtSecret) tokens = tokenVerifierOf(b);
 			const metadata = b.metadata as Record<string, unknown>;
 			if (jwtSecret) metadata.trust = proof(jwtSecret, "trust", namespace, b.nodeID, b.instanceID);
 			if (jwtSecret && apiKey) metadata.registrar = proof(apiKey, "registrar", namespace, b.nodeID, b.instanceID);

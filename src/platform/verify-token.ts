@@ -13,6 +13,11 @@
  * - anything else (`none`, other algorithms, OIDC algorithms without OIDC_ISSUER): refused.
  *
  * Every refusal is a `TokenError` (401), an unreachable issuer too (logged, never a 500).
+ *
+ * Tokens verified once are remembered (`VerifiedTokens`), one cache per node for the gateway, the
+ * sockets and the trust middleware: a client sends the same token with every request, and its
+ * HMAC and claims checks were a tenth of a cheap read. The token is the key, whole: any other
+ * bytes, a forged signature included, are verified afresh.
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as jose, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import type { ServiceBroker } from "moleculer";
@@ -40,6 +45,8 @@ const RESERVED_SUBJECT = /^(agent:|system:|api-key$)/;
 export interface TokenVerifier {
 	/** Resolves the verified caller and its expiry; rejects with `TokenError`. */
 	verify(token: string): Promise<VerifiedToken>;
+	/** The same, at once, for a token this node verified before and still holds good; else undefined. */
+	cached(token: string): VerifiedToken | undefined;
 }
 
 export interface TokenVerifierOptions {
@@ -124,6 +131,49 @@ function issuerKeys(oidc: OidcSettings, onFailure: (err: Error) => void) {
 	};
 }
 
+/** How many verified tokens a node remembers (the oldest go first): a few MiB at most. */
+const REMEMBERED_TOKENS = 10_000;
+
+/**
+ * Tokens already verified, with what they proved: until their expiry, and an issuer's for at most
+ * as long as its keys are kept (so a key it retires stops verifying its tokens here too).
+ * Verifications in flight are shared: a burst with one new token verifies it once.
+ */
+class VerifiedTokens {
+	private readonly byToken = new Map<string, VerifiedToken & { until: number }>();
+	private readonly pending = new Map<string, Promise<VerifiedToken>>();
+
+	cached(token: string, now = Date.now()): VerifiedToken | undefined {
+		const known = this.byToken.get(token);
+		if (!known) return undefined;
+		if (now >= known.until) {
+			this.byToken.delete(token);
+			return undefined;
+		}
+		// A copy: a caller that adds to its principal must not change the next request's.
+		return { principal: { ...known.principal, roles: [...known.principal.roles] }, expiresAt: known.expiresAt };
+	}
+
+	verify(token: string, verifyAfresh: (token: string) => Promise<VerifiedToken & { keepMs?: number }>): Promise<VerifiedToken> {
+		const known = this.cached(token);
+		if (known) return Promise.resolve(known);
+		let verifying = this.pending.get(token);
+		if (!verifying) {
+			verifying = verifyAfresh(token)
+				.then(({ principal, expiresAt, keepMs }) => {
+					if (this.byToken.size >= REMEMBERED_TOKENS) this.byToken.delete(this.byToken.keys().next().value!);
+					// jsonwebtoken's and jose's rule: expired from the second `exp` names.
+					const until = Math.min(Math.floor(expiresAt / 1000) * 1000, keepMs === undefined ? Infinity : Date.now() + keepMs);
+					this.byToken.set(token, { principal, expiresAt, until });
+					return this.cached(token) ?? { principal, expiresAt };
+				})
+				.finally(() => this.pending.delete(token));
+			this.pending.set(token, verifying);
+		}
+		return verifying;
+	}
+}
+
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
 	const { jwtSecret, oidc, logger } = options;
 	const jwt = options.jwt ?? DEFAULT_JWT_SETTINGS;
@@ -136,6 +186,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 		unlogged = 0;
 	};
 	const keys = oidc ? issuerKeys(oidc, onIssuerFailure) : null;
+	const remembered = new VerifiedTokens();
 
 	const verifyOidc = async (token: string, settings: OidcSettings): Promise<VerifiedToken> => {
 		// A token naming another issuer is refused before anything is fetched for it.
@@ -146,27 +197,30 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 		return { principal: principalOfOidcClaims(payload, settings.rolesClaim), expiresAt: payload.exp! * 1000 };
 	};
 
-	return {
-		async verify(token) {
-			let alg: unknown;
-			try {
-				alg = decodeProtectedHeader(token).alg;
-			} catch {
-				throw new TokenError("Invalid token");
-			}
-			if (alg === "HS256") {
-				if (!jwtSecret) throw new TokenError("This node cannot verify tokens");
-				return verifyTokenClaims(jwtSecret, token, jwt);
-			}
-			if (oidc && OIDC_ALGORITHMS.includes(alg as never)) {
-				try {
-					return await verifyOidc(token, oidc);
-				} catch (err) {
-					throw oidcRefusal(err);
-				}
-			}
-			throw new TokenError("Token algorithm not accepted");
+	const verifyAfresh = async (token: string): Promise<VerifiedToken & { keepMs?: number }> => {
+		let alg: unknown;
+		try {
+			alg = decodeProtectedHeader(token).alg;
+		} catch {
+			throw new TokenError("Invalid token");
 		}
+		if (alg === "HS256") {
+			if (!jwtSecret) throw new TokenError("This node cannot verify tokens");
+			return verifyTokenClaims(jwtSecret, token, jwt);
+		}
+		if (oidc && OIDC_ALGORITHMS.includes(alg as never)) {
+			try {
+				return { ...(await verifyOidc(token, oidc)), keepMs: JWKS_MAX_AGE_MS };
+			} catch (err) {
+				throw oidcRefusal(err);
+			}
+		}
+		throw new TokenError("Token algorithm not accepted");
+	};
+
+	return {
+		cached: token => remembered.cached(token),
+		verify: token => remembered.verify(token, verifyAfresh)
 	};
 }
 
