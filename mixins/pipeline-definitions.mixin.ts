@@ -10,6 +10,7 @@ import { invalid, notFound } from "../src/platform/errors";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { principalOf } from "../src/platform/trust";
 import { idempotentId, newId } from "../src/runtime/ids";
+import type { ReadCache } from "../src/runtime/read-cache";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError, type EntityStore } from "../src/storage/entity-store";
 import type { Pipeline, Principal } from "../src/types";
@@ -19,6 +20,8 @@ const DEFINITIONS_HOST = "pipeline-definitions";
 type DefinitionsHost = Service & StorageThis<Pipeline>;
 
 export interface DefinitionsThis extends Service {
+	/** The storage mixin's: this node's read cache (the definitions host's writes clear it too). */
+	reads: ReadCache;
 	pipelineCache: Map<string, Pipeline>;
 	definitionsHost: DefinitionsHost;
 	definitionsReady: Promise<void>;
@@ -64,9 +67,11 @@ const schema: TypedServiceSchema<DefinitionsThis> = {
 			},
 			async handler(this: DefinitionsThis, ctx: Context<{ limit: number; offset: number }>) {
 				const { limit, offset } = ctx.params;
-				const store = await this.definitions();
-				const [pipelines, total] = await Promise.all([store.find({ sort: [["created_at", -1]], limit, offset }), store.count()]);
-				return { pipelines, total, limit, offset };
+				return this.reads.read(`pipelines.list:${limit}:${offset}`, async () => {
+					const store = await this.definitions();
+					const [pipelines, total] = await Promise.all([store.find({ sort: [["created_at", -1]], limit, offset }), store.count()]);
+					return { pipelines, total, limit, offset };
+				});
 			}
 		}
 	},

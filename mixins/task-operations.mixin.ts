@@ -60,8 +60,10 @@ const schema: TypedServiceSchema<OperationsThis> = {
 				if (pipeline_id) filter.pipeline_id = pipeline_id;
 				if (run_id) filter.run_id = run_id;
 				if (agent_id) filter.assigned_agent = agent_id;
-				const [tasks, total] = await Promise.all([this.store.find({ filter, sort: [["created_at", -1]], limit, offset }), this.store.count(filter)]);
-				return { tasks: tasks.map(taskToWire), total, limit, offset };
+				return this.reads.read(`tasks.list:${JSON.stringify([filter, limit, offset])}`, async () => {
+					const [tasks, total] = await Promise.all([this.store.find({ filter, sort: [["created_at", -1]], limit, offset }), this.store.count(filter)]);
+					return { tasks: tasks.map(taskToWire), total, limit, offset };
+				});
 			}
 		},
 

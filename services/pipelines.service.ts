@@ -61,9 +61,11 @@ const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 			access: { level: "read" },
 			params: { id: "string" },
 			async handler(this: PipelinesThis, ctx: Context<{ id: string }>) {
-				const pipeline = await this.pipelineOf(ctx.params.id);
-				const runs = await this.store.find({ filter: { pipeline_id: pipeline.pipeline_id }, sort: [["created_at", -1]], limit: RUNS_IN_DEFINITION });
-				return { ...pipeline, runs: runs.map(runSummary) };
+				return this.reads.read(`pipelines.get:${ctx.params.id}`, async () => {
+					const pipeline = await this.pipelineOf(ctx.params.id);
+					const runs = await this.store.find({ filter: { pipeline_id: pipeline.pipeline_id }, sort: [["created_at", -1]], limit: RUNS_IN_DEFINITION });
+					return { ...pipeline, runs: runs.map(runSummary) };
+				});
 			}
 		},
 
