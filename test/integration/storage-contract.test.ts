@@ -8,6 +8,8 @@ import { createTestBroker, testConfig } from "../support/broker";
 import { createTestDatabase, type TestDatabase } from "../support/postgres";
 import { MAX_SUBJECT_LENGTH } from "../../src/platform/tokens";
 import { describeWith, MONGODB, POSTGRES, type Requirement } from "../support/services";
+import { MongoDbAdapter } from "../../src/storage/mongo";
+import net from "node:net";
 
 interface Item {
 	item_id: string;
@@ -217,5 +219,25 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		expect((await store.find({ filter: { counter: 3 } })).map(i => i.item_id)).toEqual(["item-100"]);
 		await store.insert(item(200, { counter: 3 }));
 		expect(await store.count({ counter: 3 })).toBe(2);
+	});
+});
+
+// Runs everywhere: the driver is real, only the server is missing (moleculer-db retries a failed connect every second).
+describe("MongoDB adapter without a server", () => {
+	test("connect fails within the URI's serverSelectionTimeoutMS, and leaves nothing open to retry over", async () => {
+		const port = await new Promise<number>(resolve => {
+			const server = net.createServer().listen(0, "127.0.0.1", () => {
+				const { port } = server.address() as net.AddressInfo;
+				server.close(() => resolve(port));
+			});
+		});
+		const adapter = new MongoDbAdapter(`mongodb://127.0.0.1:${port}/mcp_none?serverSelectionTimeoutMS=300`, "contract_items");
+		const logged: unknown[] = [];
+		adapter.init({} as never, { logger: { info: (...args: unknown[]) => logged.push(args) } } as never);
+		const started = Date.now();
+		await expect(adapter.connect()).rejects.toMatchObject({ name: "MongoServerSelectionError" });
+		expect(Date.now() - started).toBeLessThan(5000);
+		expect([adapter.client, adapter.collection, logged]).toEqual([undefined, undefined, []]);
+		await adapter.disconnect();
 	});
 });

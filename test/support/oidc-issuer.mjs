@@ -2,8 +2,8 @@
  * A real OAuth2 / OpenID Connect authorization server for the OIDC tests: oidc-provider with the
  * client-credentials grant, JWT access tokens for the resource (audience) a client asks for, and
  * the client's roles in an extra claim. Its signing keys (RS256, PS256, ES256) are generated when
- * it starts. A child process of the test (oidc-provider and its jose are ES modules, which jest on
- * Node 20 cannot load), driven over IPC:
+ * it starts. A child process of the test (oidc-provider and its jose are ES modules, which jest's
+ * module loader cannot load), driven over IPC:
  *
  *   start: argv[2] = JSON { audience, rolesClaim, clients: [{ client_id, client_secret, roles,
  *          roles_claim?, alg?, ttl? }] }  →  { type: "ready", issuer }

@@ -50,7 +50,7 @@ const SCRIPT = path.join(__dirname, "oidc-issuer.mjs");
 export async function startIssuer(settings: { audience: string; rolesClaim: string; clients: IssuerClient[] }): Promise<Issuer> {
 	const clients = settings.clients.map(c => ({ ...c, client_secret: c.client_secret ?? randomBytes(24).toString("hex") }));
 	const secrets = new Map(clients.map(c => [c.client_id, c.client_secret]));
-	// oidc-provider warns on stderr (Node 20 is not its supported runtime, an in-memory adapter): kept for failures only.
+	// oidc-provider warns on stderr (an in-memory adapter, a Node it does not list): kept for failures only.
 	const child: ChildProcess = fork(SCRIPT, [JSON.stringify({ ...settings, clients })], { stdio: ["ignore", "ignore", "pipe", "ipc"] });
 	const stderr: string[] = [];
 	child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));

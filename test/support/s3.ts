@@ -38,7 +38,7 @@ export interface TestS3 {
 	stop(): Promise<void>;
 }
 
-/** Node 20 is still supported; the SDK's notice about its versions of 2027 is only noise in test output. */
+/** The SDK's notice about the Node versions it supports (printed on a Node it plans to drop) is only noise in test output. */
 const QUIET_SDK = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
 
 export async function startS3(buckets: string[]): Promise<TestS3> {

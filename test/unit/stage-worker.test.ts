@@ -7,7 +7,6 @@ import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promis
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseCsv, parseCsvRows } from "../../agents/csv";
 import { cleanValue, executeStage, StageInputError, toSnakeCase, type ProgressReporter } from "../../agents/stage-worker";
 
 const SAMPLE = path.join(__dirname, "../../examples/sample.csv");
@@ -61,21 +60,38 @@ function records(result: Json): Json[] {
 }
 
 describe("csv", () => {
-	it("handles quotes, doubled quotes, embedded newlines, CRLF and a BOM", () => {
-		const text = '\ufeffa,b\r\n"x, y","say ""hi"""\r\n"multi\nline",2\r\n\r\n';
-		expect(parseCsvRows(text)).toEqual([
-			["a", "b"],
-			["x, y", 'say "hi"'],
-			["multi\nline", "2"]
+	/** A file's records as data-ingestion reads them (values as strings). */
+	async function ingest(text: string, parameters: Json = {}): Promise<Json> {
+		const file = path.join(dir, "input.csv");
+		await writeFile(file, text);
+		return run("data-ingestion", { data_source: file, parameters });
+	}
+
+	it("handles quotes, doubled quotes, embedded newlines, CRLF and a BOM", async () => {
+		const result = await ingest('\ufeffa,b\r\n"x, y","say ""hi"""\r\n"multi\nline",2\r\n\r\n');
+		expect(result.columns).toEqual(["a", "b"]);
+		expect(records(result)).toEqual([
+			{ a: "x, y", b: 'say "hi"' },
+			{ a: "multi\nline", b: "2" }
 		]);
 	});
 
-	it("pads short rows and renames duplicate headers", () => {
-		expect(parseCsv("a,a,b\n1,2\n")).toEqual({ columns: ["a", "a_2", "b"], rows: [{ a: "1", a_2: "2", b: "" }] });
+	it("pads short rows, drops cells beyond the header and renames duplicate headers", async () => {
+		const result = await ingest("a,a,b\n1,2\n3,4,5,6\n");
+		expect(result).toMatchObject({ columns: ["a", "a_2", "b"], count: 2 });
+		expect(records(result)).toEqual([{ a: "1", a_2: "2", b: "" }, { a: "3", a_2: "4", b: "5" }]);
 	});
 
-	it("rejects an unterminated quote", () => {
-		expect(() => parseCsvRows('a\n"open')).toThrow(/unterminated/);
+	it("reads a tab-separated file by delimiter name, with tabs inside quotes kept", async () => {
+		const result = await ingest('id\tnote\n1\t"a\tb"\n', { delimiter: "tab" });
+		expect(records(result)).toEqual([{ id: "1", note: "a\tb" }]);
+	});
+
+	it("fails an unterminated quote without retries, naming the file and the line its record starts on", async () => {
+		const failure = await ingest('a,b\n1,2\n3,"open secret\n4,5\n').catch((err: unknown) => err);
+		expect(failure).toBeInstanceOf(StageInputError);
+		expect((failure as Error).message).toMatch(/^CSV .*input\.csv has an unterminated quoted field in the record starting on line 3$/);
+		expect((failure as Error).message).not.toContain("secret");
 	});
 });
 
