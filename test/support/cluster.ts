@@ -52,8 +52,8 @@ export interface ManagedProcess {
 	kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-function manage(name: string, command: string, args: string[], env: Record<string, string> = {}): ManagedProcess {
-	const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function manage(name: string, command: string, args: string[], env: Record<string, string> = {}, stdin: "ignore" | "pipe" = "ignore"): ManagedProcess {
+	const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: [stdin, "pipe", "pipe"] });
 	const managed: ManagedProcess = {
 		name,
 		process: child,
@@ -115,9 +115,20 @@ export async function startRedisServer(port?: number, tls?: { certFile: string; 
 	return Object.assign(redis, { port: p, url: `${tls ? "rediss" : "redis"}://127.0.0.1:${p}` });
 }
 
-/** An agent node as `npm run agent` runs it (dist/agents/agent-node.js). */
-export function startAgentNode(name: string, env: Record<string, string>): ManagedProcess {
-	return manage(name, process.execPath, [path.join(ROOT, "dist/agents/agent-node.js")], { NODE_ID: name, LOG_LEVEL: "warn", ...env });
+/** An agent node as `npm run agent` runs it (dist/agents/agent-node.js), or another agent script (e.g. test/support/slow-agent-node.js). */
+export function startAgentNode(name: string, env: Record<string, string>, script = "dist/agents/agent-node.js"): ManagedProcess {
+	return manage(name, process.execPath, [path.join(ROOT, script)], { NODE_ID: name, LOG_LEVEL: "warn", ...env });
+}
+
+/** The REPL as `npm run repl` runs it (dist/scripts/repl.js), its input the lines given and then the end (it exits once they have run). */
+export function startRepl(name: string, env: Record<string, string>, lines: string[]): ManagedProcess & { exited: Promise<number | null> } {
+	const repl = manage(name, process.execPath, [path.join(ROOT, "dist/scripts/repl.js")], { LOG_LEVEL: "warn", ...env }, "pipe");
+	repl.process.stdin!.end(lines.map(line => `${line}\n`).join(""));
+	const exited = new Promise<number | null>(resolve => {
+		if (repl.process.exitCode !== null) resolve(repl.process.exitCode);
+		else repl.process.once("exit", code => resolve(code));
+	});
+	return Object.assign(repl, { exited });
 }
 
 /** An MCP node as `npm start` runs it (moleculer-runner over dist/services), with `SERVICES` picking its role. */
