@@ -41,7 +41,12 @@ const ROUND_TRIPS: Array<{ is: (tx: unknown) => boolean; probe: (tx: never, time
 		is: tx => tx instanceof Transporters.NATS,
 		probe: async (tx: NatsTx, timeoutMs) => {
 			if (!tx.client?.flush) throw new Error("transporter disconnected");
-			await within(tx.client.flush(), timeoutMs, "transporter unreachable (no PONG)");
+			try {
+				await within(tx.client.flush(), timeoutMs, "transporter unreachable (no PONG)");
+			} catch (err) {
+				const why = (err as Error).message;
+				throw why.startsWith("transporter") ? err : new Error(`transporter unreachable (${why})`);
+			}
 		}
 	},
 	{
@@ -49,8 +54,17 @@ const ROUND_TRIPS: Array<{ is: (tx: unknown) => boolean; probe: (tx: never, time
 		is: tx => tx instanceof Transporters.AMQP,
 		probe: async (tx: AmqpTx, timeoutMs) => {
 			if (!tx.connection || !tx.channel) throw new Error("transporter disconnected (no AMQP channel)");
-			const channel = await within(tx.connection.createChannel(), timeoutMs, "transporter unreachable (RabbitMQ opened no channel)");
-			await channel.close().catch(() => undefined);
+			let late = false;
+			const opening = tx.connection.createChannel();
+			// Opened after the probe gave up (the server answered once it could again): closed then, not left open.
+			opening.then(channel => void (late && channel.close().catch(() => undefined)), () => undefined);
+			try {
+				const channel = await within(opening, timeoutMs, "transporter unreachable (RabbitMQ opened no channel)");
+				await channel.close().catch(() => undefined);
+			} catch (err) {
+				late = true;
+				throw err;
+			}
 		}
 	},
 	{

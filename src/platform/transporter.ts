@@ -17,6 +17,7 @@ import type { BrokerOptions } from "moleculer";
 import { credsAuthenticator, nkeyAuthenticator } from "nats";
 import type { EnvConfig, TlsSettings } from "./config";
 import { ConfigError } from "./config";
+import { RedisTransporter } from "./redis-transporter";
 import { keyPair, readConfigFile } from "./tls";
 
 /**
@@ -183,7 +184,7 @@ function amqp(url: string, config: EnvConfig): TransporterOption {
 	return { type: "AMQP", options } as TransporterOption;
 }
 
-/** Redis pub/sub through Moleculer's Redis transporter: ioredis options from the URL (decoded, unlike a bare URL string would be for TLS). */
+/** Redis pub/sub through Moleculer's Redis transporter (our subclass): ioredis options from the URL (decoded, unlike a bare URL string would be for TLS). */
 function redis(url: string, config: EnvConfig): TransporterOption {
 	if (/[,;]/.test(url)) throw new ConfigError("TRANSPORTER", "names one Redis server: Moleculer's Redis transporter takes one redis:// or rediss:// URL");
 	const [u] = urlsOf(TRANSPORTERS.redis, url, config, null);
@@ -197,7 +198,8 @@ function redis(url: string, config: EnvConfig): TransporterOption {
 		...(u.password ? { password: decoded(u.password) } : {})
 	};
 	if (u.protocol === "rediss:") options.tls = { ...(tlsFiles(config.tls) ?? {}) };
-	return { type: "Redis", options } as TransporterOption;
+	// An instance (one per broker): Moleculer's own class, repaired for outages (see redis-transporter.ts).
+	return new RedisTransporter(options as never) as TransporterOption;
 }
 
 /** The transporters TRANSPORTER may name by URL scheme. One more: an entry here, and its readiness probe in src/gateway/readiness.ts. */

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { startAgentNode as startAgentInProcess, type AgentNode } from "../support/agent-node";
 import { tempDir, TEST_SECRETS } from "../support/broker";
-import { ensureBuilt, freePort, startAgentNode, startNatsServer, startNode, startRedisServer, startRepl, type ManagedProcess } from "../support/cluster";
+import { ensureBuilt, freePort, startAgentNode, startNatsServer, startNode, startRedisServer, startRepl, startTcpProxy, type ManagedProcess } from "../support/cluster";
 import { client, request, waitFor } from "../support/http";
 import { silent, postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase } from "../support/postgres";
@@ -202,10 +202,10 @@ for (const store of SHARED_STORES) describeWith(store.needs)(`cluster over NATS 
  * The machine's servers, each test run in a namespace of its own: Moleculer prefixes every subject,
  * queue, exchange and channel with it (`MOL-<namespace>.…`), so runs side by side never meet.
  */
-const TRANSPORTERS: { name: string; server: Service; url: string }[] = [
-	{ name: "NATS", server: NATS, url: `nats://${NATS.host}:${NATS.port}` },
-	{ name: "RabbitMQ", server: RABBITMQ, url: `amqp://guest:guest@${RABBITMQ.host}:${RABBITMQ.port}` },
-	{ name: "Redis", server: REDIS, url: `redis://${REDIS.host}:${REDIS.port}` }
+const TRANSPORTERS: { name: string; server: Service; url: (port: number) => string }[] = [
+	{ name: "NATS", server: NATS, url: port => `nats://127.0.0.1:${port}` },
+	{ name: "RabbitMQ", server: RABBITMQ, url: port => `amqp://guest:guest@127.0.0.1:${port}` },
+	{ name: "Redis", server: REDIS, url: port => `redis://127.0.0.1:${port}` }
 ];
 
 const SIX_STAGES = {
@@ -222,12 +222,14 @@ const SIX_STAGES = {
 };
 
 for (const transporter of TRANSPORTERS)
-	describeWith(POSTGRES, transporter.server)(`every node role over ${transporter.name} (TRANSPORTER=${transporter.url.replace(/\/\/[^@/]*@/, "//…@")})`, () => {
+	describeWith(POSTGRES, transporter.server)(`every node role over ${transporter.name} (${transporter.url(transporter.server.port).replace(/\/\/[^@/]*@/, "//…@")}, through a proxy)`, () => {
 		let db: Awaited<ReturnType<typeof createTestDatabase>>;
 		let env: Record<string, string>;
 		/** What an agent node gets: the cluster's API key and the bus, never JWT_SECRET. */
 		let agentEnv: Record<string, string>;
 		let dataRoot: string;
+		/** Every node reaches the server through it, so a test can take the server away from this cluster alone. */
+		let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
 		const nodes: Record<string, ManagedProcess> = {};
 		const inProcess: AgentNode[] = [];
 		const urls: Record<"full" | "gateway", string> = { full: "", gateway: "" };
@@ -249,7 +251,8 @@ for (const transporter of TRANSPORTERS)
 			ensureBuilt();
 			db = await createTestDatabase();
 			dataRoot = path.join(tempDir("roles-agent-"), "agent-data");
-			const bus = { TRANSPORTER: transporter.url, NAMESPACE: `roles-${transporter.name.toLowerCase()}-${randomBytes(4).toString("hex")}`, NODE_HEARTBEAT_INTERVAL_SEC: "1", NODE_HEARTBEAT_TIMEOUT_SEC: "3" };
+			proxy = await startTcpProxy(transporter.server);
+			const bus = { TRANSPORTER: transporter.url(proxy.port), NAMESPACE: `roles-${transporter.name.toLowerCase()}-${randomBytes(4).toString("hex")}`, NODE_HEARTBEAT_INTERVAL_SEC: "1", NODE_HEARTBEAT_TIMEOUT_SEC: "3" };
 			agentEnv = { ...bus, API_KEY: TEST_SECRETS.API_KEY };
 			env = { ...TEST_SECRETS, ...bus, DATABASE_URL: db.url, RATE_LIMIT_PER_MINUTE: "1000", HEALTH_CHECK_INTERVAL_MS: "60000" };
 			const [fullPort, gatewayPort] = [await freePort(), await freePort()];
@@ -270,6 +273,7 @@ for (const transporter of TRANSPORTERS)
 		afterAll(async () => {
 			for (const node of Object.values(nodes)) await node.kill();
 			for (const agent of inProcess) await agent.broker.stop().catch(() => undefined);
+			await proxy?.close();
 			await db?.drop();
 			if (dataRoot) fs.rmSync(path.dirname(dataRoot), { recursive: true, force: true });
 		});
@@ -281,7 +285,7 @@ for (const transporter of TRANSPORTERS)
 			nodes.repl = repl;
 			expect(await repl.exited).toBe(0);
 			const out = repl.stdout.join("").replace(/\x1b\[[0-9;]*m/g, "");
-			expect(out).toContain(` joined ${transporter.url.replace(/\/\/[^@/]*@/, "//…@")} (namespace ${env.NAMESPACE})`);
+			expect(out).toContain(` joined ${env.TRANSPORTER.replace(/\/\/[^@/]*@/, "//…@")} (namespace ${env.NAMESPACE})`);
 			expect(out).not.toContain("guest:guest");
 			expect(out).toMatch(/agent-\S+\s+roles-listed\s+worker\s+active/);
 		});
@@ -351,8 +355,10 @@ for (const transporter of TRANSPORTERS)
 			nodes.doomed = startAgentNode(doomedName, { ...agentEnv, AGENT_NAME: "roles-doomed", AGENT_CAPABILITIES: "roles-handover-job" }, "test/support/slow-agent-node.js");
 			const doomed = await waitFor(() => agentNamed("roles-doomed"), 30_000);
 			const created = await client(urls.full, token(["operator"])).post("/api/v1/tasks", { type: "roles-handover-job" });
-			await waitFor(async () => (await taskOf(created.body.task_id)).status === "running", 15_000);
-			expect((await taskOf(created.body.task_id)).assigned_agent).toBe(doomed.id);
+			// In the agent's hands (it says so on stdout), not merely claimed for it: a delivery to a node not yet discovered is re-queued.
+			await waitFor(async () => nodes.doomed.stdout.join("").includes(`"took":"${created.body.task_id}"`), 20_000);
+			const held = await taskOf(created.body.task_id);
+			expect(held).toMatchObject({ status: "running", assigned_agent: doomed.id });
 			const rescuer = await agentInProcess("roles-rescuer", ["roles-handover-job"], { handle: async () => ({ rescued: true }) });
 
 			await nodes.doomed.kill("SIGKILL");
@@ -360,9 +366,35 @@ for (const transporter of TRANSPORTERS)
 				const t = await taskOf(created.body.task_id);
 				return t.status === "completed" ? t : undefined;
 			}, 30_000, 200);
-			expect(done).toMatchObject({ result: { rescued: true }, attempt: 2 });
-			expect(done.logs.map((l: { message: string }) => l.message).join("\n")).toMatch(new RegExp(`Agent ${doomed.id} .*; re-queued after attempt 1`));
+			expect(done).toMatchObject({ result: { rescued: true }, attempt: held.attempt + 1 });
+			expect(done.logs.map((l: { message: string }) => l.message).join("\n")).toMatch(new RegExp(`Agent ${doomed.id} .*; re-queued after attempt ${held.attempt}`));
 			expect(rescuer.handled.map(t => t.task_id)).toEqual([created.body.task_id]);
 			expect((await viewer().get(`/api/v1/agents/${doomed.id}`)).body.status).toBe("offline");
+		});
+
+		it("the transporter's server stalled, then gone, then back: both gateways say so on /ready, and work resumes", async () => {
+			const both = [urls.full, urls.gateway];
+			const notReady = (url: string) => waitFor(async () => {
+				const r = await ready(url);
+				return r.status === 503 ? r.body.checks : undefined;
+			}, 15_000, 200);
+			const allReady = () => waitFor(async () => (await Promise.all(both.map(ready))).every(r => r.status === 200), 60_000, 250);
+			// Stalled: every connection still open, nothing moves. Only a round trip to the server tells.
+			proxy.stall();
+			for (const url of both) expect((await notReady(url)).transporter).toMatch(/^transporter unreachable/);
+			await proxy.restore();
+			await allReady();
+			// Gone: connections dropped, new ones refused.
+			await proxy.cut();
+			for (const url of both) expect((await notReady(url)).transporter).toMatch(/^transporter (unreachable|disconnected)/);
+			await proxy.restore();
+			await allReady();
+			// Every node reconnected: an agent node back as active takes a task submitted on the gateway-only node.
+			const agent = inProcess.find(a => a.nodeID.startsWith("roles-bulk-"))!;
+			await waitFor(() => agentNamed("roles-bulk"), 30_000);
+			const created = await client(urls.gateway, token(["operator"])).post("/api/v1/tasks", { type: "roles-bulk-job", payload: { after: "outage" } });
+			expect(created.status).toBe(201);
+			await waitFor(async () => (await taskOf(created.body.task_id)).status === "completed", 30_000, 200);
+			expect(agent.handled.filter(t => t.task_id === created.body.task_id)).toHaveLength(1);
 		});
 	});

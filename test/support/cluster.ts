@@ -141,3 +141,59 @@ export function startNode(name: string, env: Record<string, string>): ManagedPro
 		...env
 	});
 }
+
+/**
+ * A TCP proxy on a free port in front of a server, to take it away from the clients that go
+ * through it without touching the server (the machine's RabbitMQ, say, which other tests share):
+ * `stall()` stops moving bytes both ways and keeps every connection open (a server or network that
+ * hangs: no client notices unless it makes a round trip), `cut()` drops every connection and refuses
+ * new ones (a server that is down), `restore()` undoes either.
+ */
+export async function startTcpProxy(target: { host: string; port: number }): Promise<{ port: number; stall(): void; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+	const port = await freePort();
+	const pairs = new Set<[net.Socket, net.Socket]>();
+	let stalled = false;
+	let server: net.Server | undefined;
+	const flow = ([a, b]: [net.Socket, net.Socket]) => (a.pipe(b), b.pipe(a));
+	const hold = ([a, b]: [net.Socket, net.Socket]) => (a.unpipe(b), b.unpipe(a), a.pause(), b.pause());
+	const listen = () =>
+		new Promise<void>((resolve, reject) => {
+			server = net.createServer(client => {
+				const upstream = net.connect(target);
+				const pair: [net.Socket, net.Socket] = [client, upstream];
+				pairs.add(pair);
+				const drop = () => (pairs.delete(pair), client.destroy(), upstream.destroy());
+				client.on("error", drop).on("close", drop);
+				upstream.on("error", drop).on("close", drop);
+				if (!stalled) flow(pair);
+			});
+			server.once("error", reject);
+			server.listen(port, "127.0.0.1", () => resolve());
+		});
+	const stopListening = () => new Promise<void>(resolve => (server ? server.close(() => resolve()) : resolve()));
+	await listen();
+	return {
+		port,
+		stall() {
+			stalled = true;
+			for (const pair of pairs) hold(pair);
+		},
+		async cut() {
+			const closed = stopListening();
+			for (const [a, b] of pairs) (a.destroy(), b.destroy());
+			pairs.clear();
+			await closed;
+			server = undefined;
+		},
+		async restore() {
+			if (stalled) for (const pair of pairs) flow(pair);
+			stalled = false;
+			if (!server) await listen();
+		},
+		async close() {
+			const closed = stopListening();
+			for (const [a, b] of pairs) (a.destroy(), b.destroy());
+			await closed;
+		}
+	};
+}

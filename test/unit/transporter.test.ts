@@ -5,6 +5,7 @@
  * The transporters themselves, with real servers: test/integration/cluster.test.ts and
  * test/security/transporter-tls.test.ts.
  */
+import { Transporters } from "moleculer";
 import { ConfigError, loadConfig } from "../../src/platform/config";
 import { redactedUrl, transporterKind, transporterOptions } from "../../src/platform/transporter";
 
@@ -28,7 +29,7 @@ describe("TRANSPORTER by URL scheme", () => {
 		expect(transporterKind("TCP")).toBeUndefined();
 		expect(options({ TRANSPORTER: "nats://127.0.0.1:4222" }).type).toBe("NATS");
 		expect(options({ TRANSPORTER: "amqp://127.0.0.1:5672" }).type).toBe("AMQP");
-		expect(options({ TRANSPORTER: "redis://127.0.0.1:6379" }).type).toBe("Redis");
+		expect(transporterOptions(loadConfig({ TRANSPORTER: "redis://127.0.0.1:6379" }))).toBeInstanceOf(Transporters.Redis);
 		expect(transporterOptions(loadConfig({ TRANSPORTER: "TCP" }))).toBe("TCP");
 		expect(transporterOptions(loadConfig({}))).toBeNull();
 	});
@@ -41,8 +42,9 @@ describe("TRANSPORTER by URL scheme", () => {
 	});
 
 	test("Redis: user and password decoded, the database from the path; rediss:// is TLS", () => {
-		expect(options({ TRANSPORTER: "redis://mcp:p%40ss@cache:6390/3" }).options).toEqual({ host: "cache", port: 6390, db: 3, username: "mcp", password: "p@ss" });
-		expect(options({ TRANSPORTER: "rediss://cache" }).options).toEqual({ host: "cache", port: 6379, db: 0, tls: {} });
+		const redis = (env: Record<string, string>) => (transporterOptions(loadConfig(env)) as unknown as { opts: unknown }).opts;
+		expect(redis({ TRANSPORTER: "redis://mcp:p%40ss@cache:6390/3" })).toEqual({ host: "cache", port: 6390, db: 3, username: "mcp", password: "p@ss" });
+		expect(redis({ TRANSPORTER: "rediss://cache" })).toEqual({ host: "cache", port: 6379, db: 0, tls: {} });
 		expect(refusal({ TRANSPORTER: "redis://cache/zero" }).variable).toBe("TRANSPORTER");
 		expect(refusal({ TRANSPORTER: "redis://a:6379,redis://b:6379" }).message).toMatch(/^TRANSPORTER: names one Redis server/);
 	});
