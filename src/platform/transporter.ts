@@ -178,9 +178,9 @@ function amqp(url: string, config: EnvConfig): TransporterOption {
 		url: urls.map(u => u.toString()),
 		prefetch: config.broker.bulkheadConcurrency + config.broker.bulkheadMaxQueueSize
 	};
-	// amqplib passes socketOptions to tls.connect (amqps://); Moleculer adds the server name.
-	const tls = tlsFiles(config.tls);
-	if (tls) options.socketOptions = tls;
+	// amqplib passes socketOptions to net/tls.connect (Moleculer adds the server name). `noDelay`: amqplib
+	// leaves Nagle's algorithm on, and a small request then waits for the delayed ACK: 40 ms a round trip on Linux.
+	options.socketOptions = { noDelay: true, ...(tlsFiles(config.tls) ?? {}) };
 	return { type: "AMQP", options } as TransporterOption;
 }
 

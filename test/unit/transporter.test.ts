@@ -38,6 +38,8 @@ describe("TRANSPORTER by URL scheme", () => {
 		const amqp = options({ TRANSPORTER: "amqp://mcp:p%40ss%2Fw0rd@rabbit-1:5672/mcp;amqp://mcp:p%40ss%2Fw0rd@rabbit-2:5672/mcp", BULKHEAD_CONCURRENCY: "8", BULKHEAD_MAX_QUEUE: "100" });
 		expect(amqp.options.url).toEqual(["amqp://mcp:p%40ss%2Fw0rd@rabbit-1:5672/mcp", "amqp://mcp:p%40ss%2Fw0rd@rabbit-2:5672/mcp"]);
 		expect(amqp.options.prefetch).toBe(108);
+		// Without it amqplib leaves Nagle on: 40 ms a call round trip on Linux instead of under 1 ms.
+		expect(amqp.options.socketOptions).toEqual({ noDelay: true });
 		expect(options({ TRANSPORTER: "amqp://a:5672, amqp://b:5672" }).options.url).toEqual(["amqp://a:5672", "amqp://b:5672"]);
 	});
 
