@@ -20,6 +20,7 @@ import { brokerOptions } from "../src/platform/broker-options";
 import { loadConfig, type AppConfig } from "../src/platform/config";
 import { replCommands } from "../src/platform/repl-commands";
 import { resolveSecrets } from "../src/platform/secrets";
+import { redactedUrl } from "../src/platform/transporter";
 
 const SERVICE_SUFFIX = `.service${path.extname(__filename)}`;
 
@@ -99,7 +100,7 @@ async function main() {
 	}
 
 	if (config.transporter) {
-		say(`MCP REPL: node ${config.nodeId} joined ${config.transporter} (namespace ${config.broker.namespace}).`);
+		say(`MCP REPL: node ${config.nodeId} joined ${redactedUrl(config.transporter)} (namespace ${config.broker.namespace}).`);
 		await broker.waitForServices(["agents"], 5000).catch(() =>
 			say("No node of this cluster runs the 'agents' service yet: commands fail until one joins.")
 		);

@@ -11,6 +11,7 @@
  */
 import type { Middleware, ServiceBroker } from "moleculer";
 import type { EnvConfig } from "./config";
+import { transporterKind } from "./transporter";
 
 type Reload = () => void;
 
@@ -48,7 +49,11 @@ export function certificateReloadMiddleware(config: EnvConfig): Middleware {
 					}
 				}
 				if (transporterCaFile || transporterCertFile)
-					logger.info("SIGHUP: the NATS client reads TRANSPORTER_TLS_* again at its next reconnect; its open connection keeps going as it is");
+					logger.info(
+						transporterKind(config.transporter) === "nats"
+							? "SIGHUP: the NATS client reads TRANSPORTER_TLS_* again at its next reconnect; its open connection keeps going as it is"
+							: "SIGHUP: TRANSPORTER_TLS_* are read at start only for amqps:// and rediss://: restart the node to use new files"
+					);
 			};
 			if (nodes.size === 0) process.on("SIGHUP", onSighup);
 			nodes.add(reloadNode);

@@ -1,15 +1,20 @@
 /**
  * A real cluster on loopback: two gateway nodes, two core nodes, a private NATS server and Redis,
  * a fresh PostgreSQL database as the shared store. Each failure is a real process kill.
+ * Then the same cluster over each transporter TRANSPORTER may name (NATS, RabbitMQ, Redis), every
+ * node role on it: a full node, a gateway-only node, a core-only node, agent nodes, the REPL.
  */
 import { randomBytes } from "node:crypto";
-import { TEST_SECRETS } from "../support/broker";
-import { freePort, startNatsServer, startNode, startRedisServer, type ManagedProcess } from "../support/cluster";
+import fs from "node:fs";
+import path from "node:path";
+import { startAgentNode as startAgentInProcess, type AgentNode } from "../support/agent-node";
+import { tempDir, TEST_SECRETS } from "../support/broker";
+import { ensureBuilt, freePort, startAgentNode, startNatsServer, startNode, startRedisServer, startRepl, startTcpProxy, type ManagedProcess } from "../support/cluster";
 import { client, request, waitFor } from "../support/http";
 import { silent, postJson, startHttpAgent, type HttpAgent } from "../support/http-agent";
 import { createTestDatabase } from "../support/postgres";
 import { mintToken } from "../../src/platform/tokens";
-import { describeWith, MONGODB, POSTGRES } from "../support/services";
+import { describeWith, MONGODB, NATS, POSTGRES, RABBITMQ, REDIS, type Service } from "../support/services";
 
 jest.setTimeout(120_000);
 
@@ -192,3 +197,204 @@ for (const store of SHARED_STORES) describeWith(store.needs)(`cluster over NATS 
 		await waitFor(async () => (await request(urls.gwB, "GET", "/ready")).status === 200, 20_000);
 	});
 });
+
+/**
+ * The machine's servers, each test run in a namespace of its own: Moleculer prefixes every subject,
+ * queue, exchange and channel with it (`MOL-<namespace>.…`), so runs side by side never meet.
+ */
+const TRANSPORTERS: { name: string; server: Service; url: (port: number) => string }[] = [
+	{ name: "NATS", server: NATS, url: port => `nats://127.0.0.1:${port}` },
+	{ name: "RabbitMQ", server: RABBITMQ, url: port => `amqp://guest:guest@127.0.0.1:${port}` },
+	{ name: "Redis", server: REDIS, url: port => `redis://127.0.0.1:${port}` }
+];
+
+const SIX_STAGES = {
+	name: "six-stages",
+	stages: [
+		{ name: "ingest", type: "data-ingestion" },
+		{ name: "transform", type: "transformation" },
+		{ name: "analyse", type: "analysis" },
+		{ name: "validate", type: "validation" },
+		{ name: "process", type: "processing", parameters: { group_by: ["region"] } },
+		{ name: "output", type: "output" }
+	],
+	dependencies: [{ from: 0, to: 1 }, { from: 1, to: 2 }, { from: 2, to: 3 }, { from: 3, to: 4 }, { from: 4, to: 5 }]
+};
+
+for (const transporter of TRANSPORTERS)
+	describeWith(POSTGRES, transporter.server)(`every node role over ${transporter.name} (${transporter.url(transporter.server.port).replace(/\/\/[^@/]*@/, "//…@")}, through a proxy)`, () => {
+		let db: Awaited<ReturnType<typeof createTestDatabase>>;
+		let env: Record<string, string>;
+		/** What an agent node gets: the cluster's API key and the bus, never JWT_SECRET. */
+		let agentEnv: Record<string, string>;
+		let dataRoot: string;
+		/** Every node reaches the server through it, so a test can take the server away from this cluster alone. */
+		let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
+		const nodes: Record<string, ManagedProcess> = {};
+		const inProcess: AgentNode[] = [];
+		const urls: Record<"full" | "gateway", string> = { full: "", gateway: "" };
+		const token = (roles: ("viewer" | "operator")[]) => mintToken(TEST_SECRETS.JWT_SECRET, { sub: `roles-${roles[0]}`, roles, expiresInSec: 3600 });
+		const viewer = () => client(urls.gateway, token(["viewer"]));
+		const taskOf = async (id: string) => (await viewer().get(`/api/v1/tasks/${id}`)).body;
+		const agentNamed = async (name: string) => ((await viewer().get("/api/v1/agents")).body.agents as { id: string; name: string; status: string }[]).find(a => a.name === name && a.status === "active");
+		const ready = async (url: string) => (await request(url, "GET", "/ready").catch(() => ({ status: 0, body: undefined }))) as { status: number; body: { checks: Record<string, string> } };
+		const tail = (p: ManagedProcess) => p.output.join("").slice(-3000);
+
+		async function agentInProcess(name: string, capabilities: string[], options: Parameters<typeof startAgentInProcess>[3] = {}) {
+			const node = await startAgentInProcess(name, capabilities, agentEnv, options);
+			inProcess.push(node);
+			await waitFor(() => agentNamed(name), 20_000);
+			return node;
+		}
+
+		beforeAll(async () => {
+			ensureBuilt();
+			db = await createTestDatabase();
+			dataRoot = path.join(tempDir("roles-agent-"), "agent-data");
+			proxy = await startTcpProxy(transporter.server);
+			const bus = { TRANSPORTER: transporter.url(proxy.port), NAMESPACE: `roles-${transporter.name.toLowerCase()}-${randomBytes(4).toString("hex")}`, NODE_HEARTBEAT_INTERVAL_SEC: "1", NODE_HEARTBEAT_TIMEOUT_SEC: "3" };
+			agentEnv = { ...bus, API_KEY: TEST_SECRETS.API_KEY };
+			env = { ...TEST_SECRETS, ...bus, DATABASE_URL: db.url, RATE_LIMIT_PER_MINUTE: "1000", HEALTH_CHECK_INTERVAL_MS: "60000" };
+			const [fullPort, gatewayPort] = [await freePort(), await freePort()];
+			urls.full = `http://127.0.0.1:${fullPort}`;
+			urls.gateway = `http://127.0.0.1:${gatewayPort}`;
+			// The core-only node first (it creates the tables), then a full node and a gateway-only node.
+			nodes.core = startNode("roles-core", { ...env, SERVICES: "agents,tasks,pipelines,audit,auth" });
+			await new Promise(r => setTimeout(r, 3000));
+			nodes.full = startNode("roles-full", { ...env, SERVER_PORT: String(fullPort) });
+			nodes.gateway = startNode("roles-gateway", { ...env, SERVICES: "api", SERVER_PORT: String(gatewayPort) });
+			try {
+				await waitFor(async () => (await ready(urls.full)).status === 200 && (await ready(urls.gateway)).status === 200, 40_000, 200);
+			} catch (err) {
+				throw new Error(`${(err as Error).message}\ncore:\n${tail(nodes.core)}\nfull:\n${tail(nodes.full)}\ngateway:\n${tail(nodes.gateway)}`);
+			}
+		});
+
+		afterAll(async () => {
+			for (const node of Object.values(nodes)) await node.kill();
+			for (const agent of inProcess) await agent.broker.stop().catch(() => undefined);
+			await proxy?.close();
+			await db?.drop();
+			if (dataRoot) fs.rmSync(path.dirname(dataRoot), { recursive: true, force: true });
+		});
+
+		it("both gateways are ready with the transporter checked, and the REPL joins and lists the cluster's agents", async () => {
+			for (const url of [urls.full, urls.gateway]) expect((await ready(url)).body.checks).toEqual({ store: "ok", transporter: "ok" });
+			await agentInProcess("roles-listed", ["listed-job"]);
+			const repl = startRepl("roles-repl", { ...TEST_SECRETS, TRANSPORTER: env.TRANSPORTER, NAMESPACE: env.NAMESPACE, DATA_DIR: tempDir("roles-repl-") }, ["agents"]);
+			nodes.repl = repl;
+			expect(await repl.exited).toBe(0);
+			const out = repl.stdout.join("").replace(/\x1b\[[0-9;]*m/g, "");
+			expect(out).toContain(` joined ${env.TRANSPORTER.replace(/\/\/[^@/]*@/, "//…@")} (namespace ${env.NAMESPACE})`);
+			expect(out).not.toContain("guest:guest");
+			expect(out).toMatch(/agent-\S+\s+roles-listed\s+worker\s+active/);
+		});
+
+		it("tasks submitted on both gateways are each run exactly once", async () => {
+			const agent = await agentInProcess("roles-bulk", ["roles-bulk-job"], { concurrency: 4 });
+			const ids: string[] = [];
+			for (let i = 0; i < 30; i++) {
+				const created = await client(i % 2 ? urls.full : urls.gateway, token(["operator"])).post("/api/v1/tasks", { type: "roles-bulk-job", payload: { i } });
+				expect(created.status).toBe(201);
+				ids.push(created.body.task_id);
+			}
+			await waitFor(async () => {
+				const done = (await viewer().get("/api/v1/tasks?status=completed&type=roles-bulk-job&limit=1000")).body.tasks as { task_id: string }[];
+				return ids.every(id => done.some(t => t.task_id === id));
+			}, 40_000, 200);
+			expect(agent.handled.map(t => t.task_id).sort()).toEqual([...ids].sort());
+			for (const id of ids.slice(0, 3)) expect(await taskOf(id)).toMatchObject({ status: "completed", attempt: 1, result: { ok: true } });
+		});
+
+		it("an agent node runs as many tasks at once as it has slots, not one after another", async () => {
+			let release!: () => void;
+			const gate = new Promise<void>(resolve => (release = resolve));
+			const agent = await agentInProcess("roles-parallel", ["roles-parallel-job"], { concurrency: 3, handle: () => gate.then(() => ({ ok: true })) });
+			const operator = client(urls.gateway, token(["operator"]));
+			const ids: string[] = [];
+			for (let i = 0; i < 3; i++) ids.push((await operator.post("/api/v1/tasks", { type: "roles-parallel-job" })).body.task_id);
+			// All three in the agent's hands together; with a transporter that delivered one request at a time, the second would wait for the first.
+			await waitFor(async () => agent.handled.length === 3, 15_000).catch(() => {
+				throw new Error(`the agent held ${agent.handled.length} of 3 tasks at once`);
+			});
+			release();
+			for (const id of ids) await waitFor(async () => (await taskOf(id)).status === "completed", 15_000);
+		});
+
+		it("the six-stage pipeline runs on a reference agent node (`npm run agent`)", async () => {
+			nodes.reference = startAgentNode(`roles-reference-${randomBytes(2).toString("hex")}`, {
+				...agentEnv,
+				AGENT_NAME: "roles-reference",
+				AGENT_CAPABILITIES: "data-ingestion,transformation,analysis,validation,processing,output",
+				AGENT_DATA_ROOT: dataRoot
+			});
+			const reference = await waitFor(() => agentNamed("roles-reference"), 30_000).catch(err => {
+				throw new Error(`${(err as Error).message}\n${tail(nodes.reference)}`);
+			});
+			const operator = client(urls.full, token(["operator"]));
+			const pipeline = await operator.post("/api/v1/pipelines", SIX_STAGES);
+			expect(pipeline.status).toBe(201);
+			const started = await operator.post(`/api/v1/pipelines/${pipeline.body.pipeline_id}/execute`, {
+				input_data: { source: "sample.csv", format: "csv", output: "runs/roles/report.json" },
+				parameters: { delimiter: "," }
+			});
+			expect(started.status).toBe(202);
+			const run = await waitFor(async () => {
+				const body = (await viewer().get(`/api/v1/pipelines/${pipeline.body.pipeline_id}/runs/${started.body.run_id}`)).body;
+				return ["completed", "failed", "cancelled"].includes(body.status) ? body : undefined;
+			}, 60_000, 200);
+			expect(run.status).toBe("completed");
+			expect(run.completed_stages).toEqual([0, 1, 2, 3, 4, 5]);
+			for (const stage of run.stages as { task_id: string }[]) expect((await taskOf(stage.task_id)).assigned_agent).toBe(reference.id);
+			const report = JSON.parse(fs.readFileSync(path.join(dataRoot, "runs/roles/report.json"), "utf8"));
+			expect(JSON.stringify(report)).toMatch(/North|South|East|West/);
+		});
+
+		it("an agent node killed (kill -9) mid-task: it goes offline and its task is re-queued and finishes on another agent", async () => {
+			const doomedName = `roles-doomed-${randomBytes(2).toString("hex")}`;
+			nodes.doomed = startAgentNode(doomedName, { ...agentEnv, AGENT_NAME: "roles-doomed", AGENT_CAPABILITIES: "roles-handover-job" }, "test/support/slow-agent-node.js");
+			const doomed = await waitFor(() => agentNamed("roles-doomed"), 30_000);
+			const created = await client(urls.full, token(["operator"])).post("/api/v1/tasks", { type: "roles-handover-job" });
+			// In the agent's hands (it says so on stdout), not merely claimed for it: a delivery to a node not yet discovered is re-queued.
+			await waitFor(async () => nodes.doomed.stdout.join("").includes(`"took":"${created.body.task_id}"`), 20_000);
+			const held = await taskOf(created.body.task_id);
+			expect(held).toMatchObject({ status: "running", assigned_agent: doomed.id });
+			const rescuer = await agentInProcess("roles-rescuer", ["roles-handover-job"], { handle: async () => ({ rescued: true }) });
+
+			await nodes.doomed.kill("SIGKILL");
+			const done = await waitFor(async () => {
+				const t = await taskOf(created.body.task_id);
+				return t.status === "completed" ? t : undefined;
+			}, 30_000, 200);
+			expect(done).toMatchObject({ result: { rescued: true }, attempt: held.attempt + 1 });
+			expect(done.logs.map((l: { message: string }) => l.message).join("\n")).toMatch(new RegExp(`Agent ${doomed.id} .*; re-queued after attempt ${held.attempt}`));
+			expect(rescuer.handled.map(t => t.task_id)).toEqual([created.body.task_id]);
+			expect((await viewer().get(`/api/v1/agents/${doomed.id}`)).body.status).toBe("offline");
+		});
+
+		it("the transporter's server stalled, then gone, then back: both gateways say so on /ready, and work resumes", async () => {
+			const both = [urls.full, urls.gateway];
+			const notReady = (url: string) => waitFor(async () => {
+				const r = await ready(url);
+				return r.status === 503 ? r.body.checks : undefined;
+			}, 15_000, 200);
+			const allReady = () => waitFor(async () => (await Promise.all(both.map(ready))).every(r => r.status === 200), 60_000, 250);
+			// Stalled: every connection still open, nothing moves. Only a round trip to the server tells.
+			proxy.stall();
+			for (const url of both) expect((await notReady(url)).transporter).toMatch(/^transporter unreachable/);
+			await proxy.restore();
+			await allReady();
+			// Gone: connections dropped, new ones refused.
+			await proxy.cut();
+			for (const url of both) expect((await notReady(url)).transporter).toMatch(/^transporter (unreachable|disconnected)/);
+			await proxy.restore();
+			await allReady();
+			// Every node reconnected: an agent node back as active takes a task submitted on the gateway-only node.
+			const agent = inProcess.find(a => a.nodeID.startsWith("roles-bulk-"))!;
+			await waitFor(() => agentNamed("roles-bulk"), 30_000);
+			const created = await client(urls.gateway, token(["operator"])).post("/api/v1/tasks", { type: "roles-bulk-job", payload: { after: "outage" } });
+			expect(created.status).toBe(201);
+			await waitFor(async () => (await taskOf(created.body.task_id)).status === "completed", 30_000, 200);
+			expect(agent.handled.filter(t => t.task_id === created.body.task_id)).toHaveLength(1);
+		});
+	});

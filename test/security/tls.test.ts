@@ -138,7 +138,7 @@ describeWith(OPENSSL)("TLS", () => {
 	});
 
 	describe("the transporter's TLS settings", () => {
-		test("transporter TLS files apply to NATS only; unreadable or mismatched files name their variable", () => {
+		test("transporter TLS files apply to NATS and to TLS URLs of the others (amqps://, rediss://); with a plain amqp:// or redis:// they are refused; unreadable or mismatched files name their variable", () => {
 			const load = (env: Record<string, string>) => () => transporterOptions(testConfig(env));
 			const error = (fn: () => unknown) => {
 				try {
@@ -151,7 +151,7 @@ describeWith(OPENSSL)("TLS", () => {
 			const amqp = error(load({ TRANSPORTER: "amqp://127.0.0.1", TRANSPORTER_TLS_CA_FILE: pki.ca.certFile }));
 			expect(amqp).toBeInstanceOf(ConfigError);
 			expect(amqp.variable).toBe("TRANSPORTER_TLS_CA_FILE");
-			expect(amqp.message).toMatch(/nats:\/\/ TRANSPORTER only: .*amqps:\/\/, rediss:\/\//);
+			expect(amqp.message).toMatch(/needs TLS in TRANSPORTER: amqp:\/\/ is plain TCP .*use amqps:\/\//);
 			expect(error(load({ TRANSPORTER: "redis://127.0.0.1", TRANSPORTER_TLS_CERT_FILE: pki.client.certFile, TRANSPORTER_TLS_KEY_FILE: pki.client.keyFile })).variable).toBe("TRANSPORTER_TLS_CERT_FILE");
 			expect(error(load({ TRANSPORTER: "nats://127.0.0.1:4222", TRANSPORTER_TLS_CA_FILE: "/nonexistent/ca.pem" })).message).toMatch(/^TRANSPORTER_TLS_CA_FILE: cannot be read/);
 			const mismatched = error(load({ TRANSPORTER: "nats://127.0.0.1:4222", TRANSPORTER_TLS_CERT_FILE: pki.client.certFile, TRANSPORTER_TLS_KEY_FILE: pki.server.keyFile }));

@@ -52,8 +52,8 @@ export interface ManagedProcess {
 	kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-function manage(name: string, command: string, args: string[], env: Record<string, string> = {}): ManagedProcess {
-	const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function manage(name: string, command: string, args: string[], env: Record<string, string> = {}, stdin: "ignore" | "pipe" = "ignore"): ManagedProcess {
+	const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: [stdin, "pipe", "pipe"] });
 	const managed: ManagedProcess = {
 		name,
 		process: child,
@@ -115,9 +115,20 @@ export async function startRedisServer(port?: number, tls?: { certFile: string; 
 	return Object.assign(redis, { port: p, url: `${tls ? "rediss" : "redis"}://127.0.0.1:${p}` });
 }
 
-/** An agent node as `npm run agent` runs it (dist/agents/agent-node.js). */
-export function startAgentNode(name: string, env: Record<string, string>): ManagedProcess {
-	return manage(name, process.execPath, [path.join(ROOT, "dist/agents/agent-node.js")], { NODE_ID: name, LOG_LEVEL: "warn", ...env });
+/** An agent node as `npm run agent` runs it (dist/agents/agent-node.js), or another agent script (e.g. test/support/slow-agent-node.js). */
+export function startAgentNode(name: string, env: Record<string, string>, script = "dist/agents/agent-node.js"): ManagedProcess {
+	return manage(name, process.execPath, [path.join(ROOT, script)], { NODE_ID: name, LOG_LEVEL: "warn", ...env });
+}
+
+/** The REPL as `npm run repl` runs it (dist/scripts/repl.js), its input the lines given and then the end (it exits once they have run). */
+export function startRepl(name: string, env: Record<string, string>, lines: string[]): ManagedProcess & { exited: Promise<number | null> } {
+	const repl = manage(name, process.execPath, [path.join(ROOT, "dist/scripts/repl.js")], { LOG_LEVEL: "warn", ...env }, "pipe");
+	repl.process.stdin!.end(lines.map(line => `${line}\n`).join(""));
+	const exited = new Promise<number | null>(resolve => {
+		if (repl.process.exitCode !== null) resolve(repl.process.exitCode);
+		else repl.process.once("exit", code => resolve(code));
+	});
+	return Object.assign(repl, { exited });
 }
 
 /** An MCP node as `npm start` runs it (moleculer-runner over dist/services), with `SERVICES` picking its role. */
@@ -129,4 +140,60 @@ export function startNode(name: string, env: Record<string, string>): ManagedPro
 		LOCAL_AGENT: "false",
 		...env
 	});
+}
+
+/**
+ * A TCP proxy on a free port in front of a server, to take it away from the clients that go
+ * through it without touching the server (the machine's RabbitMQ, say, which other tests share):
+ * `stall()` stops moving bytes both ways and keeps every connection open (a server or network that
+ * hangs: no client notices unless it makes a round trip), `cut()` drops every connection and refuses
+ * new ones (a server that is down), `restore()` undoes either.
+ */
+export async function startTcpProxy(target: { host: string; port: number }): Promise<{ port: number; stall(): void; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+	const port = await freePort();
+	const pairs = new Set<[net.Socket, net.Socket]>();
+	let stalled = false;
+	let server: net.Server | undefined;
+	const flow = ([a, b]: [net.Socket, net.Socket]) => (a.pipe(b), b.pipe(a));
+	const hold = ([a, b]: [net.Socket, net.Socket]) => (a.unpipe(b), b.unpipe(a), a.pause(), b.pause());
+	const listen = () =>
+		new Promise<void>((resolve, reject) => {
+			server = net.createServer(client => {
+				const upstream = net.connect(target);
+				const pair: [net.Socket, net.Socket] = [client, upstream];
+				pairs.add(pair);
+				const drop = () => (pairs.delete(pair), client.destroy(), upstream.destroy());
+				client.on("error", drop).on("close", drop);
+				upstream.on("error", drop).on("close", drop);
+				if (!stalled) flow(pair);
+			});
+			server.once("error", reject);
+			server.listen(port, "127.0.0.1", () => resolve());
+		});
+	const stopListening = () => new Promise<void>(resolve => (server ? server.close(() => resolve()) : resolve()));
+	await listen();
+	return {
+		port,
+		stall() {
+			stalled = true;
+			for (const pair of pairs) hold(pair);
+		},
+		async cut() {
+			const closed = stopListening();
+			for (const [a, b] of pairs) (a.destroy(), b.destroy());
+			pairs.clear();
+			await closed;
+			server = undefined;
+		},
+		async restore() {
+			if (stalled) for (const pair of pairs) flow(pair);
+			stalled = false;
+			if (!server) await listen();
+		},
+		async close() {
+			const closed = stopListening();
+			for (const [a, b] of pairs) (a.destroy(), b.destroy());
+			await closed;
+		}
+	};
 }

@@ -1,6 +1,6 @@
 /**
  * Real backing services for tests. Outside CI a missing service skips the tests that need it;
- * with CI=true it fails them: CI must run everything but MongoDB.
+ * with CI=true it fails them: CI must run everything but MongoDB (PostgreSQL, NATS, Redis and RabbitMQ included).
  *
  * Whether tests run is decided when they are declared, so that jest reports skipped tests as
  * skipped (a test body that returns early is counted as passed). Jest declares tests
@@ -20,6 +20,8 @@ export interface Service {
 export const POSTGRES: Service = { name: "PostgreSQL", host: "127.0.0.1", port: 5432 };
 export const NATS: Service = { name: "NATS", host: "127.0.0.1", port: 4222 };
 export const REDIS: Service = { name: "Redis", host: "127.0.0.1", port: 6379 };
+/** The machine's RabbitMQ, user guest/guest (a transporter: tests keep apart by NAMESPACE, which prefixes every queue and exchange). */
+export const RABBITMQ: Service = { name: "RabbitMQ", host: "127.0.0.1", port: 5672 };
 /** Optional everywhere, CI included: its tests run only where MONGODB_URI names a server. */
 export const MONGODB = { name: "MongoDB", env: "MONGODB_URI" } as const;
 
