@@ -1,12 +1,13 @@
 /**
  * The agent registry's liveness jobs, for the agents service: the beats this node took go to the
  * other core nodes once a tick (one `agent.heard` batch); agents silent for HEARTBEAT_TIMEOUT_MS
- * (by the stored record and the liveness book together) go offline, HTTP agents' health endpoints are polled (a bounded number at
+ * (by the stored record and the liveness book together) go offline, answers about an agent show
+ * the book's last beat and load (`toWire`), HTTP agents' health endpoints are polled (a bounded number at
  * once, through the egress policy), and agents offline for AGENT_RETENTION_HOURS are removed. Each
  * change is the agent's own event through its actor, like any other.
  */
-import type { Service, ServiceSchema } from "moleculer";
-import { isExpired, lastHeardAt, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { agentToWire, isExpired, lastHeardAt, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { isSilent, LIVE_STATUSES } from "../src/domain/agents/status";
 import type { AppConfig } from "../src/platform/config";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
@@ -14,10 +15,10 @@ import { forEachBounded } from "../src/runtime/bounded";
 import type { EgressPolicy } from "../src/runtime/egress";
 import type { EntityActor } from "../src/runtime/entity-actor";
 import { HEALTH_POLL_CONCURRENCY, probeHealth } from "../src/runtime/health-checks";
-import type { LivenessBook } from "../src/runtime/liveness";
+import { LivenessBook } from "../src/runtime/liveness";
 import { every } from "../src/runtime/periodic";
 import type { Snapshot } from "../src/runtime/snapshot";
-import { EVENTS, type AgentStatus } from "../src/types";
+import { EVENTS, type Agent, type AgentStatus } from "../src/types";
 import type { StorageThis } from "./db.mixin";
 
 interface LivenessThis extends Service, StorageThis<StoredAgent> {
@@ -29,17 +30,45 @@ interface LivenessThis extends Service, StorageThis<StoredAgent> {
 	/** When this node began to hear beats: until a timeout after it, silence is not proven. */
 	listeningSince: number;
 	livenessTimers: NodeJS.Timeout[];
+	/** The snapshot's agents by id, for the one they were built from. */
+	snapshotIndex?: { of: StoredAgent[]; byId: Map<string, StoredAgent> };
 	apply(id: string, event: AgentEvent): Promise<StoredAgent>;
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	sweepSilent(): Promise<void>;
 	shareBeats(): Promise<void>;
+	toWire(agent: StoredAgent): Agent;
+	known(id: string): Promise<StoredAgent | undefined>;
 	sweepExpired(): Promise<void>;
 	pollHealth(): Promise<void>;
 }
 
 const schema: TypedServiceSchema<LivenessThis> = {
 	name: "agents",
+	events: {
+		/** Heartbeats another core node took (this one's own come back too: already in the book). */
+		[EVENTS.agentHeard](this: LivenessThis, ctx: Context<unknown>) {
+			if (ctx.nodeID !== this.broker.nodeID) this.liveness.mergeBatch(ctx.params);
+		}
+	},
+
 	methods: {
+		/** The public shape, with the liveness book's word on when it was last heard and its load. */
+		toWire(this: LivenessThis, agent: StoredAgent): Agent {
+			const wire = agentToWire(agent);
+			const heard = this.liveness.get(agent.id);
+			if (!heard) return wire;
+			if (heard.at > Date.parse(agent.last_heartbeat)) wire.last_heartbeat = new Date(heard.at).toISOString();
+			if (heard.load !== undefined) wire.current_load = heard.load;
+			return wire;
+		},
+
+		/** The agent as the registry was last read (the snapshot), else as stored; undefined if unknown. */
+		async known(this: LivenessThis, id: string): Promise<StoredAgent | undefined> {
+			const agents = await this.snapshot.get();
+			if (this.snapshotIndex?.of !== agents) this.snapshotIndex = { of: agents, byId: new Map(agents.map(a => [a.id, a])) };
+			return this.snapshotIndex.byId.get(id) ?? (await this.store.get(id)) ?? undefined;
+		},
+
 		async sweepSilent(this: LivenessThis) {
 			const timeoutMs = this.config.heartbeatTimeoutMs;
 			const now = Date.now();
@@ -78,6 +107,10 @@ const schema: TypedServiceSchema<LivenessThis> = {
 				await this.apply(a.id, { type: "health", healthy }).catch(() => undefined);
 			});
 		}
+	},
+
+	created(this: LivenessThis) {
+		this.liveness = new LivenessBook();
 	},
 
 	started(this: LivenessThis) {

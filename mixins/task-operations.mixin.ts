@@ -101,7 +101,8 @@ const schema: TypedServiceSchema<OperationsThis> = {
 				const queued = await this.store.find({ filter: { status: { $in: ["pending", "retrying"] } }, limit: QUEUE_SCAN_MAX });
 				const byCapability: Record<string, number> = {};
 				for (const task of queued) for (const capability of new Set([task.type, ...task.required_capabilities])) byCapability[capability] = (byCapability[capability] ?? 0) + 1;
-				return { depth: await this.store.count({ status: { $in: ["pending", "retrying"] } }), by_capability: byCapability };
+				const types = [...new Set(queued.map(task => task.type))];
+				return { depth: await this.store.count({ status: { $in: ["pending", "retrying"] } }), by_capability: byCapability, types };
 			}
 		},
 

@@ -19,7 +19,7 @@ import { expiryOf, mintAgentToken } from "../src/platform/tokens";
 import { deliveryKey, isServerService, principalOf } from "../src/platform/trust";
 import { EntityActor, type Outcome } from "../src/runtime/entity-actor";
 import { egressPolicy, type EgressPolicy } from "../src/runtime/egress";
-import { LivenessBook } from "../src/runtime/liveness";
+import type { LivenessBook } from "../src/runtime/liveness";
 import { Snapshot } from "../src/runtime/snapshot";
 import { COLLECTIONS } from "../src/storage/collections";
 import { DuplicateKeyError } from "../src/storage/entity-store";
@@ -37,8 +37,6 @@ interface AgentsThis extends Service, StorageThis<StoredAgent> {
 	actor: EntityActor<StoredAgent>;
 	snapshot: Snapshot<StoredAgent>;
 	liveness: LivenessBook;
-	/** The snapshot's agents by id, for the one they were built from. */
-	snapshotIndex?: { of: StoredAgent[]; byId: Map<string, StoredAgent> };
 	apply(id: string, event: AgentEvent): Promise<StoredAgent>;
 	announce(agent: StoredAgent, previous?: AgentStatus, removed?: boolean): void;
 	execute(outcome: Outcome<StoredAgent, AgentEffect>): void;
@@ -181,6 +179,9 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				const seen = await this.known(id);
 				const decided = seen ? decideAgent(seen, event, { now: new Date(now) }) : null;
 				if (decided && "reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message);
+				// Into the book first, so that an announcement of this beat carries its load.
+				const loadBefore = seen ? this.toWire(seen).current_load : undefined;
+				if (seen) this.liveness.record(id, now, current_load);
 				const agent =
 					seen && decided && "change" in decided && decided.change === null
 						? seen
@@ -190,7 +191,9 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 									throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
 								throw err;
 							});
-				this.liveness.record(id, now, current_load);
+				if (!seen) this.liveness.record(id, now, current_load);
+				// A new load is news for the panel and the dispatchers, though not a write.
+				else if (agent === seen && current_load !== undefined && current_load !== loadBefore) this.announce(agent);
 				const last_heartbeat = new Date(now).toISOString();
 				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
 				const presented = ctx.meta.token;
@@ -237,11 +240,6 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			if (ctx.nodeID !== this.broker.nodeID) this.snapshot.invalidate();
 		},
 
-		/** Heartbeats another core node took (and this one's own, broadcast to all). */
-		[EVENTS.agentHeard](this: AgentsThis, ctx: Context<unknown>) {
-			if (ctx.nodeID !== this.broker.nodeID) this.liveness.mergeBatch(ctx.params);
-		},
-
 		/** A Moleculer node left: its in-cluster agents are gone now, not after HEARTBEAT_TIMEOUT_MS. */
 		async "$node.disconnected"(this: AgentsThis, ctx: Context<{ node: { id: string } }>) {
 			const agents = await this.store.find({ filter: { node_id: ctx.params.node.id, status: { $ne: "offline" } } });
@@ -270,23 +268,6 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 			if (this.broker.cacher) void this.broker.cacher.clean("agents.**");
 		},
 
-		/** The public shape, with the liveness book's word on when it was last heard and its load. */
-		toWire(this: AgentsThis, agent: StoredAgent): Agent {
-			const wire = agentToWire(agent);
-			const heard = this.liveness.get(agent.id);
-			if (!heard) return wire;
-			if (heard.at > Date.parse(agent.last_heartbeat)) wire.last_heartbeat = new Date(heard.at).toISOString();
-			if (heard.load !== undefined) wire.current_load = heard.load;
-			return wire;
-		},
-
-		/** The agent as the registry was last read (the snapshot), else as stored; undefined if unknown. */
-		async known(this: AgentsThis, id: string): Promise<StoredAgent | undefined> {
-			const agents = await this.snapshot.get();
-			if (this.snapshotIndex?.of !== agents) this.snapshotIndex = { of: agents, byId: new Map(agents.map(a => [a.id, a])) };
-			return this.snapshotIndex.byId.get(id) ?? (await this.store.get(id)) ?? undefined;
-		},
-
 		agentToken(this: AgentsThis, agent: StoredAgent) {
 			return mintAgentToken(this.config.secrets.jwtSecret, agent, this.config.agentTokenTtlSec, this.config.jwt);
 		}
@@ -295,7 +276,6 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 	created(this: AgentsThis) {
 		this.config = appConfig(this.broker);
 		this.egress = egressPolicy(this.config);
-		this.liveness = new LivenessBook();
 		this.actor = new EntityActor<StoredAgent>({ kind: "Agent", idField: "id", store: () => this.store, maxTries: 6 });
 		// Every agent, sorted by name, as stored; what was heard of them since is in the liveness book.
 		this.snapshot = new Snapshot(async () => (await this.store.find()).sort(byName), LIST_MAX_AGE_MS);

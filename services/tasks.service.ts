@@ -22,7 +22,6 @@ import { isSystem, principalOf } from "../src/platform/trust";
 import { isAgentOnly } from "../src/domain/access";
 import { localGatewayServer } from "../src/gateway/local-gateway";
 import { allAgents } from "../src/runtime/agent-directory";
-import { beatsOf } from "../src/runtime/liveness";
 import { eventAfterDelivery, type DeliveryOutcome } from "../src/runtime/delivery";
 import type { Outcome } from "../src/runtime/entity-actor";
 import { idempotentId, newId } from "../src/runtime/ids";
@@ -142,15 +141,6 @@ const TasksService: TypedServiceSchema<TasksThis> = {
 			const dead = ctx.params.node.id;
 			await this.runtime.ownership.adoptOrphans(await this.store.find({ filter: { status: { $in: OPEN_STATUSES }, owner_node: dead } }), owner => owner === dead);
 			this.runtime.dispatcher.schedule();
-		},
-
-		/** Loads agents reported with their heartbeats (kept in memory, not stored): the dispatcher prefers the least loaded. */
-		[EVENTS.agentHeard](this: TasksThis, ctx: Context<unknown>) {
-			const agents = this.runtime.dispatcher.agents;
-			for (const [id, , load] of beatsOf(ctx.params)) {
-				const agent = load === undefined ? undefined : agents.get(id);
-				if (agent && agent.current_load !== load) agents.set(id, { ...agent, current_load: load! });
-			}
 		},
 
 		async [EVENTS.agentUpdated](this: TasksThis, ctx: Context<AgentUpdatedEvent>) {

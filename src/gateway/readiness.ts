@@ -1,5 +1,5 @@
 /**
- * `GET /ready`: can this node serve? The store (through the agents service, wherever it runs),
+ * `GET /ready`: can this node serve? Its services all started, the store (through the agents service, wherever it runs),
  * the transporter (a real round trip for NATS, RabbitMQ and Redis) and Redis (when the rate limiter uses it).
  */
 import { Transporters, type ServiceBroker } from "moleculer";
@@ -95,6 +95,8 @@ export async function checkReadiness(broker: ServiceBroker, config: EnvConfig, l
 			checks[name] = (err as Error).message || "failed";
 		}
 	};
+	// The gateway listens as soon as its own service starts; the node's other services may still be starting.
+	if (!(broker as unknown as { started?: boolean }).started) checks.services = "starting";
 	await Promise.all([
 		check("store", () => broker.call("agents.ping", {}, { timeout: 2000, retries: 0 })),
 		config.transporter ? check("transporter", () => probeTransporter(broker, 1500)) : Promise.resolve(),

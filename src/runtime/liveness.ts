@@ -6,7 +6,8 @@
  *
  * Core nodes share what they hear: each collects the beats it took since its last batch and
  * broadcasts them once per tick (`agent.heard`, one message for any number of agents), so every
- * node's silence sweep and dispatcher see every agent's beat within about a tick.
+ * node's silence sweep sees every agent's beat within about a tick. A new load is announced at
+ * once as `agent.updated` (news for the dispatchers and the panel), without a write.
  */
 import type { AgentHeardEvent } from "../types";
 
@@ -50,16 +51,9 @@ export class LivenessBook {
 		return { beats };
 	}
 
-	/**
-	 * Another node's batch (a beat from the future counts from now). Returns the agents whose load changed.
-	 */
-	mergeBatch(event: unknown, now = Date.now()): string[] {
-		const loadChanged: string[] = [];
-		for (const [id, at, load] of beatsOf(event)) {
-			const before = this.heard.get(id)?.load;
-			if (this.merge(id, Math.min(at, now), load) && load !== undefined && load !== before) loadChanged.push(id);
-		}
-		return loadChanged;
+	/** Another node's batch (a beat from the future counts from now). */
+	mergeBatch(event: unknown, now = Date.now()): void {
+		for (const [id, at, load] of beatsOf(event)) this.merge(id, Math.min(at, now), load);
 	}
 
 	/** Keeps the later beat; returns the entry if this one was news. */

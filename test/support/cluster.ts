@@ -7,20 +7,13 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "../../bench/processes";
 import { waitFor } from "./http";
 
 const ROOT = path.resolve(__dirname, "../..");
 
-export function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-	});
-}
+/** The benchmarks' helper: a port nothing listens on now. */
+export { freePort };
 
 function portOpen(port: number): Promise<boolean> {
 	return new Promise(resolve => {

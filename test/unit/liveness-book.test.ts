@@ -11,7 +11,7 @@ test("a beat is kept with its load; a later beat without a load keeps the load r
 test("an older beat (from a slow batch) never moves the clock back", () => {
 	const book = new LivenessBook();
 	book.record("a", 5000, 0.2);
-	expect(book.mergeBatch({ beats: [["a", 4000, 0.9]] }, 10_000)).toEqual([]);
+	book.mergeBatch({ beats: [["a", 4000, 0.9]] }, 10_000);
 	expect(book.get("a")).toEqual({ at: 5000, load: 0.2 });
 });
 
@@ -26,10 +26,10 @@ test("a batch holds each agent once, with its latest beat, and only what was hea
 	expect(book.takeBatch()).toEqual({ beats: [["b", 1300, 0.3]] });
 });
 
-test("another node's batch: merged, beats from the future count from now, changed loads named", () => {
+test("another node's batch: merged, beats from the future count from now", () => {
 	const book = new LivenessBook();
 	book.record("a", 1000, 0.1);
-	expect(book.mergeBatch({ beats: [["a", 2000, 0.7], ["b", 99_999_999]] }, 5000)).toEqual(["a"]);
+	book.mergeBatch({ beats: [["a", 2000, 0.7], ["b", 99_999_999]] }, 5000);
 	expect(book.get("a")).toEqual({ at: 2000, load: 0.7 });
 	expect(book.get("b")).toEqual({ at: 5000 });
 	// Merged beats are another node's to share: this node's next batch does not echo them.
@@ -45,7 +45,7 @@ test.each<[string, unknown]>([
 	["an id too long", { beats: [["ok", 1], ["x".repeat(500), 1]] }]
 ])("a malformed batch (%s) is dropped whole", (_what, batch) => {
 	const book = new LivenessBook();
-	expect(book.mergeBatch(batch, 10)).toEqual([]);
+	book.mergeBatch(batch, 10);
 	expect(book.get("ok")).toBeUndefined();
 });
 

@@ -3,7 +3,7 @@
  * against their capacity per capability (those with no live agent stand out), the runs' success
  * ratio and the task flow of the last minutes. Pure: the metrics service gathers the inputs.
  */
-import { agentConcurrency } from "../../domain/tasks/dispatch";
+import { agentConcurrency, GENERIC_CAPABILITY } from "../../domain/tasks/dispatch";
 import type { Agent, TaskStatus } from "../../types";
 import type { HistoryPoint } from "./history";
 
@@ -11,6 +11,8 @@ import type { HistoryPoint } from "./history";
 export interface QueueByCapability {
 	depth: number;
 	by_capability: Record<string, number>;
+	/** The queued tasks' types (each also counted in `by_capability`): agents that take `task-execution` serve these. */
+	types: string[];
 }
 
 export interface CapabilityCapacity {
@@ -48,8 +50,14 @@ export function overview(
 			c.slots += agentConcurrency(agent);
 			c.used += agent.running_tasks;
 		}
-	// A capability tasks wait for but no agent has: it must show, with no live agent.
-	for (const [capability, queued] of Object.entries(queue.by_capability)) entry(capability).queued = queued;
+	// A capability tasks wait for but no agent has: it must show, with no live agent, unless it is a
+	// task type and `task-execution` agents (which take any type) serve it.
+	const generic = capacity[GENERIC_CAPABILITY];
+	const types = new Set(queue.types);
+	for (const [capability, queued] of Object.entries(queue.by_capability)) {
+		const c = capacity[capability] ?? (generic && types.has(capability) ? (capacity[capability] = { ...generic }) : entry(capability));
+		c.queued = queued;
+	}
 	return {
 		tasks: {
 			by_status: byStatus,
