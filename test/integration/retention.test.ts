@@ -3,12 +3,15 @@
  * sees go (404) and stay, the NeDB file rewritten without what went, and the metrics' counts by
  * status following while the counters stay. Retentions of 0.00005 days (4.3 s) make the sweep run
  * every 1.08 s (a quarter of the retention), so each test waits a few seconds, never a minute.
+ * On NeDB (and its file) and on PostgreSQL (its finished_at column, written by the group commit).
  */
 import fs from "node:fs";
 import path from "node:path";
 import { client, waitFor } from "../support/http";
 import { complete, postJson, silent, startHttpAgent, type AgentScript, type HttpAgent } from "../support/http-agent";
+import { createTestDatabase, type TestDatabase } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
+import { describeWith, POSTGRES } from "../support/services";
 import type { TaskDelivery } from "../../src/types";
 
 const RETENTION_DAYS = "0.00005";
@@ -16,8 +19,9 @@ const RETENTION_MS = 4320;
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 const stageIndex = (d: TaskDelivery) => (d.payload.stage as { index: number }).index;
 
-describe("retention", () => {
+for (const backend of ["nedb", "postgres"] as const) describeWith(...(backend === "postgres" ? [POSTGRES] : []))(`retention on ${backend}`, () => {
 	let server: TestServer;
+	let database: TestDatabase | undefined;
 	let operator: ReturnType<typeof client>;
 	let viewer: ReturnType<typeof client>;
 	const agents: HttpAgent[] = [];
@@ -45,16 +49,20 @@ describe("retention", () => {
 	};
 
 	beforeAll(async () => {
-		server = await startServer({ TASK_RETENTION_DAYS: RETENTION_DAYS, RUN_RETENTION_DAYS: RETENTION_DAYS, HEALTH_CHECK_INTERVAL_MS: "60000" });
+		database = backend === "postgres" ? await createTestDatabase() : undefined;
+		server = await startServer({
+			TASK_RETENTION_DAYS: RETENTION_DAYS, RUN_RETENTION_DAYS: RETENTION_DAYS, HEALTH_CHECK_INTERVAL_MS: "60000", ...(database ? { DATABASE_URL: database.url } : {})
+		});
 		operator = client(server.url, server.token(["operator"], "olive"));
 		viewer = client(server.url, server.token(["viewer"], "vic"));
 	});
 	afterAll(async () => {
-		await server.stop();
+		await server?.stop();
 		for (const agent of agents) await agent.close();
+		await database?.drop();
 	});
 
-	test("finished tasks older than TASK_RETENTION_DAYS answer 404; a fresh finished one and an old waiting one stay; the NeDB file is rewritten without them", async () => {
+	test("finished tasks older than TASK_RETENTION_DAYS answer 404; a fresh finished one and an old waiting one stay; a NeDB file is rewritten without them", async () => {
 		await agentFor("retention-task");
 		const old = await submit("retention-task");
 		await until(old, "completed");
@@ -62,7 +70,7 @@ describe("retention", () => {
 		const cancelled = await submit("retention-nobody");
 		expect((await operator.post(`/api/v1/tasks/${cancelled}/cancel`)).status).toBe(200);
 		const file = path.join(server.config.dataDir, "tasks.db");
-		const sizeBefore = fs.statSync(file).size;
+		const sizeBefore = backend === "nedb" ? fs.statSync(file).size : 0;
 
 		// Finishes well inside the retention when `old` expires.
 		await sleep(RETENTION_MS / 2);
@@ -74,11 +82,13 @@ describe("retention", () => {
 		expect(await task(fresh)).toMatchObject({ task_id: fresh, status: "completed" });
 		expect(await task(waiting)).toMatchObject({ task_id: waiting, status: "pending" });
 
-		// Compacted: one line per stored task, none of the removed ones, smaller than before the sweep.
-		const idsInFile = () => fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map(line => JSON.parse(line)._id as string);
-		await waitFor(async () => !idsInFile().includes(old));
-		expect(idsInFile().sort()).toEqual([fresh, waiting].sort());
-		expect(fs.statSync(file).size).toBeLessThan(sizeBefore);
+		if (backend === "nedb") {
+			// Compacted: one line per stored task, none of the removed ones, smaller than before the sweep.
+			const idsInFile = () => fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map(line => JSON.parse(line)._id as string);
+			await waitFor(async () => !idsInFile().includes(old));
+			expect(idsInFile().sort()).toEqual([fresh, waiting].sort());
+			expect(fs.statSync(file).size).toBeLessThan(sizeBefore);
+		}
 
 		// The fresh one goes in its turn; the waiting one, older than the retention three times over by then, stays.
 		await gone(() => taskStatus(fresh));
