@@ -9,6 +9,7 @@ import { runPeerBench } from "./peer";
 import { runPipelineBench } from "./pipeline-bench";
 import { runReadsBench } from "./reads";
 import { runRealtimeFanoutBench } from "./realtime-fanout";
+import { runRetentionBench } from "./retention";
 import { runTaskThroughputBench } from "./task-throughput";
 
 const SCENARIOS: Record<string, () => Promise<BenchResult>> = {
@@ -18,7 +19,8 @@ const SCENARIOS: Record<string, () => Promise<BenchResult>> = {
 	pipelines: runPipelineBench,
 	realtime: runRealtimeFanoutBench,
 	metrics: runMetricsOverheadBench,
-	cluster: runClusterScaleBench
+	cluster: runClusterScaleBench,
+	retention: runRetentionBench
 };
 
 async function main() {

@@ -34,7 +34,7 @@ import { TaskHistory } from "../src/platform/metrics/history";
 import { overview, type Overview, type QueueByCapability } from "../src/platform/metrics/overview";
 import type { TypedServiceSchema } from "../src/platform/service-schema";
 import { allAgents } from "../src/runtime/agent-directory";
-import { EVENTS, TASK_STATUSES, type AgentUpdatedEvent, type TaskStatus } from "../src/types";
+import { EVENTS, TASK_STATUSES, type AgentUpdatedEvent, type TaskStatus, type TasksRemovedEvent } from "../src/types";
 
 const RECOUNT_INTERVAL_MS = 60_000;
 const GAUGE_INTERVAL_MS = 1_000;
@@ -111,6 +111,13 @@ const MetricsService: TypedServiceSchema<MetricsThis> & { merged(this: MetricsTh
 				if (task.status === "completed" || task.status === "failed") this.history.ended(task.status);
 			}
 			this.apply(updates);
+		},
+		/** The retention removed finished tasks: fewer stored by status, at once rather than at the next recount. */
+		[EVENTS.tasksRemoved](this: MetricsThis, ctx: Context<Partial<TasksRemovedEvent>>) {
+			const removed = ctx.params?.removed;
+			if (!removed || typeof removed !== "object") return;
+			this.taskFigures.onRemoved(removed);
+			this.gaugesStale = true;
 		},
 		[EVENTS.pipelineProgress](this: MetricsThis, ctx: Context<{ run?: RunView }>) {
 			const run = ctx.params?.run;

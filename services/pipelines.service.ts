@@ -6,12 +6,14 @@
  * announced. Its effects come after: stage tasks are made (under ids derived from the run, so
  * making one twice finds the first), cancelled, and the run's end is notified. `task.updated`,
  * broadcast to every pipelines node, reports a stage task's end; when several nodes decide on it,
- * one commit wins and the others find the stage already moved on.
+ * one commit wins and the others find the stage already moved on. Finished runs past
+ * RUN_RETENTION_DAYS are swept with their stage tasks (mixins/retention.mixin.ts).
  */
 import type { Context, Errors } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { pipelineDefinitionsMixin, type DefinitionsThis } from "../mixins/pipeline-definitions.mixin";
 import { quotasMixin, type QuotasThis } from "../mixins/quotas.mixin";
+import { runRetentionMixin } from "../mixins/retention.mixin";
 import { decideRun, type RunEffect, type RunEvent } from "../src/domain/pipelines/decide";
 import { newRun, runSummary, runView, type RunView, type StageTaskOutcome, type StoredRun } from "../src/domain/pipelines/runs";
 import { mayExecute, mayManage } from "../src/domain/access";
@@ -54,7 +56,7 @@ const isApiError = (err: unknown, ...codes: ErrorCode[]) => codes.includes((err 
 
 const PipelinesService: TypedServiceSchema<PipelinesThis> = {
 	name: "pipelines",
-	mixins: [storageMixin(COLLECTIONS.runs), pipelineDefinitionsMixin, quotasMixin],
+	mixins: [storageMixin(COLLECTIONS.runs), pipelineDefinitionsMixin, quotasMixin, runRetentionMixin],
 
 	actions: {
 		get: {

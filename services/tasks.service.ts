@@ -5,12 +5,14 @@
  * record and committed by the entity actor (mailbox + compare-and-set); this service then executes
  * the decision's effects: announce, deliver, arm or clear timers, report agent load, dispatch.
  * An open task is driven by the core node that owns it (src/runtime/ownership.ts): calls about it
- * are forwarded there, and survivors adopt the open tasks of a node that died.
+ * are forwarded there, and survivors adopt the open tasks of a node that died. Finished tasks past
+ * TASK_RETENTION_DAYS are swept (mixins/retention.mixin.ts).
  */
 import type { Context, Service } from "moleculer";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { taskOperationsMixin } from "../mixins/task-operations.mixin";
 import { quotasMixin, type QuotasThis } from "../mixins/quotas.mixin";
+import { taskRetentionMixin } from "../mixins/retention.mixin";
 import { taskErrorEvent } from "../src/domain/tasks/events";
 import { decideTask, newTask, type TaskContext, type TaskEffect, type TaskEvent, type TaskFailure } from "../src/domain/tasks/decide";
 import { OPEN_STATUSES } from "../src/domain/tasks/state-machine";
@@ -50,7 +52,7 @@ interface TasksThis extends Service, StorageThis<StoredTask>, QuotasThis {
 
 const TasksService: TypedServiceSchema<TasksThis> = {
 	name: "tasks",
-	mixins: [storageMixin(COLLECTIONS.tasks), taskOperationsMixin, quotasMixin],
+	mixins: [storageMixin(COLLECTIONS.tasks), taskOperationsMixin, quotasMixin, taskRetentionMixin],
 
 	actions: {
 		create: {

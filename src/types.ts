@@ -303,8 +303,14 @@ export const EVENTS = {
 	taskUpdated: "task.updated",
 	pipelineProgress: "pipeline.progress",
 	error: "mcp.error",
-	audit: "audit.entry"
+	audit: "audit.entry",
+	/** Finished tasks the retention removed, counted by status (`TasksRemovedEvent`): the figures by status drop, the counters stay. */
+	tasksRemoved: "tasks.removed"
 } as const;
+
+export interface TasksRemovedEvent {
+	removed: Partial<Record<TaskStatus, number>>;
+}
 
 export interface TaskUpdateMessage {
 	type: "task_update";

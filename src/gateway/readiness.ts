@@ -1,6 +1,8 @@
 /**
- * `GET /ready`: can this node serve? Its services all started, the store (through the agents service, wherever it runs),
- * the transporter (a real round trip for NATS, RabbitMQ and Redis) and Redis (when the rate limiter uses it).
+ * `GET /ready`: can this node serve? Every service of this node started (the gateway listens
+ * before the others finished starting: the tasks service may still be loading its NeDB file), the
+ * store (through the agents service, wherever it runs), the transporter (a real round trip for
+ * NATS, RabbitMQ and Redis) and Redis (when the rate limiter uses it).
  */
 import { Transporters, type ServiceBroker } from "moleculer";
 import type { EnvConfig } from "../platform/config";
@@ -95,9 +97,10 @@ export async function checkReadiness(broker: ServiceBroker, config: EnvConfig, l
 			checks[name] = (err as Error).message || "failed";
 		}
 	};
-	// The gateway listens as soon as its own service starts; the node's other services may still be starting.
-	if (!(broker as unknown as { started?: boolean }).started) checks.services = "starting";
 	await Promise.all([
+		check("services", async () => {
+			if (!broker.started) throw new Error("starting");
+		}),
 		check("store", () => broker.call("agents.ping", {}, { timeout: 2000, retries: 0 })),
 		config.transporter ? check("transporter", () => probeTransporter(broker, 1500)) : Promise.resolve(),
 		limiter instanceof RedisRateLimiter ? check("redis", () => limiter.ping()) : Promise.resolve()

@@ -81,6 +81,24 @@ export class EntityActor<T extends Versioned & object> {
 		return next;
 	}
 
+	/**
+	 * Removes those of `ids` that still match `guard`, in one store statement: a compare-and-set
+	 * removal, so a record another node changed meanwhile (a retried task) stays. A record this
+	 * node keeps a copy of is left out unless `removable` says that copy may go (an open task it
+	 * drives is not), and the cache forgets the others before the statement, so a change committed
+	 * meanwhile is cached again as usual. How many went.
+	 */
+	async removeWhere(ids: readonly string[], guard: Filter, removable: (cached: T) => boolean): Promise<number> {
+		const { cache, idField } = this.options;
+		const candidates = ids.filter(id => {
+			const cached = cache?.get(id);
+			return !cached || removable(cached);
+		});
+		if (!candidates.length) return 0;
+		for (const id of candidates) cache?.delete(id);
+		return this.options.store().removeMany({ ...guard, [idField]: { $in: candidates } });
+	}
+
 	private idOf(entity: T): string {
 		return String((entity as Record<string, unknown>)[this.options.idField]);
 	}

@@ -16,10 +16,11 @@ export const COLLECTIONS = {
 		idField: "task_id",
 		queryable: {
 			status: "string", type: "string", pipeline_id: "string", run_id: "string", assigned_agent: "string",
-			priority: "string", created_at: "string", version: "number", owner_node: "string", created_by: "string"
+			priority: "string", created_at: "string", version: "number", owner_node: "string", created_by: "string", finished_at: "string"
 		},
 		// ["created_by", "status"]: the open-task quota counts a subject's pending, retrying and running tasks.
-		indexes: [["status", "created_at"], ["type", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"], ["created_by", "status"]]
+		// ["status", "finished_at"]: the retention sweep's finished tasks by age.
+		indexes: [["status", "created_at"], ["type", "created_at"], ["pipeline_id", "created_at"], ["assigned_agent", "status"], ["run_id"], ["priority", "created_at"], ["owner_node", "status"], ["created_by", "status"], ["status", "finished_at"]]
 	},
 	pipelines: {
 		name: "pipelines",
@@ -30,8 +31,8 @@ export const COLLECTIONS = {
 	runs: {
 		name: "pipeline_runs",
 		idField: "run_id",
-		queryable: { pipeline_id: "string", status: "string", created_at: "string", version: "number", notification_due: "boolean" },
-		indexes: [["status"], ["pipeline_id", "created_at"], ["notification_due"]]
+		queryable: { pipeline_id: "string", status: "string", created_at: "string", version: "number", notification_due: "boolean", finished_at: "string" },
+		indexes: [["status"], ["pipeline_id", "created_at"], ["notification_due"], ["status", "finished_at"]]
 	},
 	audit: {
 		name: "audit",

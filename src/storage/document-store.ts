@@ -19,6 +19,8 @@ export interface DocumentDriver {
 	/** Returns how many documents matched. */
 	updateOne(query: Doc, set: Doc): Promise<number>;
 	removeMany(query: Doc): Promise<number>;
+	/** Rewrites the store's file without what was removed (NeDB); drivers without files leave it out. */
+	compact?(): Promise<void>;
 	createIndex(fields: string[]): Promise<void>;
 	isDuplicateKey(err: unknown): boolean;
 	ping(): Promise<void>;
@@ -98,6 +100,10 @@ export class DocumentStore<T extends object> implements EntityStore<T> {
 	async removeMany(filter: Filter): Promise<number> {
 		checkFindOptions(this.spec, { filter });
 		return this.driver.removeMany(this.query(filter));
+	}
+
+	async compact(): Promise<void> {
+		await this.driver.compact?.();
 	}
 
 	ping(): Promise<void> {

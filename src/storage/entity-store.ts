@@ -52,7 +52,13 @@ export interface EntityStore<T extends object> {
 	 */
 	updateIf(id: string, expected: Filter, changes: Partial<T>): Promise<boolean>;
 	remove(id: string): Promise<boolean>;
+	/**
+	 * Removes every entity matching `filter` in one statement: how many went. With the id field
+	 * `$in` a list and the other fields as conditions, a batch removal that re-checks each row.
+	 */
 	removeMany(filter: Filter): Promise<number>;
+	/** Gives back the space of removed entities where the store keeps it (NeDB rewrites its append-only file); elsewhere absent. */
+	compact?(): Promise<void>;
 	/** Reachability check for `/ready`. */
 	ping(): Promise<void>;
 	/** Commits what is gathered and lets go of connections the store holds of its own. */

@@ -59,6 +59,9 @@ export function nedbDriver(db: Datastore): DocumentDriver {
 			if (removed) await commit.flushed();
 			return removed;
 		},
+		// The file is append-only: removed documents are lines that stay until it is rewritten from memory
+		// (in the executor, after every operation queued before it; the appends in flight concern documents it writes anyway).
+		compact: () => db.compactDatafileAsync(),
 		async createIndex() {
 			// Deliberately none beyond `_id`: NeDB keeps all documents sharing a key value in one array, so an
 			// index on a low-cardinality field (status, agent) makes every status change O(documents). Every hot

@@ -1,6 +1,7 @@
 /**
  * One contract, every adapter: NeDB files always, PostgreSQL (required in CI), MongoDB when MONGODB_URI is set.
  */
+import fs from "node:fs";
 import type { Service, ServiceBroker } from "moleculer";
 import { storageMixin } from "../../mixins/db.mixin";
 import { DuplicateKeyError, type CollectionSpec, type EntityStore } from "../../src/storage/entity-store";
@@ -202,6 +203,33 @@ for (const backend of backends) describeWith(...backend.needs)(`storage contract
 		expect(await store.remove("item-10")).toBe(false);
 		expect(await store.removeMany({ owner: "ann" })).toBe(3);
 		expect(await store.get("item-10")).toBeNull();
+	});
+
+	test("removeMany by a list of ids with conditions (the retention's batch) removes only the listed rows that still match", async () => {
+		for (let n = 300; n < 310; n++) await store.insert(item(n, { owner: n < 305 ? "gone" : "kept" }));
+		// One of the listed rows changed since it was listed: the condition keeps it.
+		await store.update("item-301", { owner: "changed" });
+		const listed = ["item-300", "item-301", "item-302", "item-305", "item-missing"];
+		expect(await store.removeMany({ item_id: { $in: listed }, owner: "gone", rank: { $lt: 309 } })).toBe(2);
+		const left = (await store.find({ filter: { rank: { $gte: 300, $lt: 310 } }, sort: [["rank", 1]] })).map(i => i.item_id);
+		expect(left).toEqual(["item-301", "item-303", "item-304", "item-305", "item-306", "item-307", "item-308", "item-309"]);
+		expect(await store.removeMany({ item_id: { $in: [] }, owner: "gone" })).toBe(0);
+		await store.removeMany({ rank: { $gte: 300, $lt: 310 } });
+	});
+
+	test("compact keeps every record; on NeDB the file then holds one line per record", async () => {
+		const before = await store.find({ sort: [["item_id", 1]] });
+		for (let n = 400; n < 420; n++) await store.insert(item(n));
+		await store.update("item-401", { status: "changed" });
+		expect(await store.removeMany({ rank: { $gte: 400, $lt: 420 } })).toBe(20);
+		const file = `${env.DATA_DIR}/${SPEC.name}.db`;
+		const sizeBefore = backend.name === "nedb" ? fs.statSync(file).size : 0;
+		await store.compact?.();
+		expect(await store.find({ sort: [["item_id", 1]] })).toEqual(before);
+		if (backend.name !== "nedb") return;
+		expect(fs.statSync(file).size).toBeLessThan(sizeBefore);
+		const ids = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map(line => JSON.parse(line)._id);
+		expect(ids.sort()).toEqual(before.map(i => i.item_id).sort());
 	});
 
 	test("a restart keeps every record", async () => {

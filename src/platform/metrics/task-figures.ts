@@ -102,6 +102,14 @@ export class TaskFigures {
 		return updates;
 	}
 
+	/** Finished tasks the retention removed: the counts by status drop (the counters of what happened stay). */
+	onRemoved(removed: Partial<Record<TaskStatus, number>>): void {
+		for (const status of TASK_STATUSES) {
+			const n = removed[status];
+			if (typeof n === "number" && Number.isFinite(n) && n > 0) this.adjust(status, -n);
+		}
+	}
+
 	/** Call before asking the store for counts per status. */
 	beginCount(): void {
 		this.deltasSinceCount = new Map();
