@@ -1,8 +1,8 @@
 /**
- * A read model kept in memory: the whole list as last read, served at once; re-read in the
- * background once older than `maxAgeMs`, and read afresh by the next caller after `invalidate`
- * (a change announced anywhere in the cluster). A read that began before a change is never
- * installed after it, so a caller that saw the change never gets an older list.
+ * A read model kept in memory: the whole list as last read, served at once while younger than
+ * `maxAgeMs`, and read afresh by the next caller once older, or after `invalidate` (a change
+ * announced anywhere in the cluster). A change this node made is patched in, also into a read
+ * still in flight, so a caller that saw the change never gets an older list.
  */
 interface Reading<T> {
 	at: number;
@@ -11,33 +11,26 @@ interface Reading<T> {
 
 export class Snapshot<T> {
 	private current?: Reading<T>;
-	private refreshing?: Reading<T>;
-	private generation = 0;
 
 	constructor(private readonly read: () => Promise<T[]>, private readonly maxAgeMs: number) {}
 
 	get(): Promise<T[]> {
-		if (!this.current) return (this.current = this.start()).items;
-		if (Date.now() - this.current.at >= this.maxAgeMs && !this.refreshing) {
-			const refresh = (this.refreshing = this.start());
-			const done = () => (this.refreshing = undefined);
-			refresh.items.then(done, done);
-		}
+		// Older than maxAgeMs: read again, and this caller waits for it (a change another node made
+		// may not have been announced to us: a lost event costs at most maxAgeMs of staleness).
+		if (!this.current || Date.now() - this.current.at >= this.maxAgeMs) this.current = this.start();
 		return this.current.items;
 	}
 
 	invalidate(): void {
 		this.current = undefined;
-		this.generation++;
 	}
 
 	/**
 	 * A change this node made and knows in full: patched into the list held (`next` null: removed;
 	 * kept in `order`) rather than read again, which for a registry of thousands is the cost of a
-	 * full read per change. A read in flight began before the change, so it is never installed.
+	 * full read per change. A read in flight began before the change: it gets the patch too.
 	 */
 	patch(sameItem: (item: T) => boolean, next: T | null, order: (a: T, b: T) => number): void {
-		this.generation++;
 		const held = this.current;
 		if (!held) return;
 		this.current = {
@@ -51,16 +44,11 @@ export class Snapshot<T> {
 	}
 
 	private start(): Reading<T> {
-		const generation = this.generation;
 		const reading: Reading<T> = { at: Date.now(), items: this.read() };
-		reading.items.then(
-			() => {
-				if (generation === this.generation && (!this.current || this.current.at <= reading.at)) this.current = reading;
-			},
-			() => {
-				if (this.current === reading) this.current = undefined;
-			}
-		);
+		// A failed read is not served again.
+		reading.items.catch(() => {
+			if (this.current === reading) this.current = undefined;
+		});
 		return reading;
 	}
 }

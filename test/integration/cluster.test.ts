@@ -279,7 +279,7 @@ for (const transporter of TRANSPORTERS)
 		});
 
 		it("both gateways are ready with the transporter checked, and the REPL joins and lists the cluster's agents", async () => {
-			for (const url of [urls.full, urls.gateway]) expect((await ready(url)).body.checks).toEqual({ store: "ok", transporter: "ok" });
+			for (const url of [urls.full, urls.gateway]) expect((await ready(url)).body.checks).toEqual({ services: "ok", store: "ok", transporter: "ok" });
 			await agentInProcess("roles-listed", ["listed-job"]);
 			const repl = startRepl("roles-repl", { ...TEST_SECRETS, TRANSPORTER: env.TRANSPORTER, NAMESPACE: env.NAMESPACE, DATA_DIR: tempDir("roles-repl-") }, ["agents"]);
 			nodes.repl = repl;

@@ -22,18 +22,23 @@ test("a patch replaces, inserts in order and removes without a read", async () =
 	expect(reads).toBe(1);
 });
 
-test("a read that began before a patch is not installed over it", async () => {
+test("a read in flight when this node patches gets the patch; one older than maxAge is read again", async () => {
 	const slow = deferred<Item[]>();
 	let call = 0;
-	const snapshot = new Snapshot<Item>(() => (call++ === 0 ? Promise.resolve([{ id: "1", name: "a", v: 1 }]) : slow.promise), 0);
+	const snapshot = new Snapshot<Item>(() => (call++ === 1 ? slow.promise : Promise.resolve([{ id: "1", name: "a", v: call }])), 60_000);
 	await snapshot.get();
-	await new Promise(r => setTimeout(r, 2));
-	void snapshot.get(); // older than maxAge: a background read starts
-	snapshot.patch(i => i.id === "1", { id: "1", name: "a", v: 2 }, byName);
+	snapshot.invalidate();
+	const inFlight = snapshot.get(); // read 2, still running
+	snapshot.patch(i => i.id === "1", { id: "1", name: "a", v: 9 }, byName);
 	slow.resolve([{ id: "1", name: "a", v: 1 }]);
-	await slow.promise;
-	await new Promise(r => setImmediate(r));
-	expect((await snapshot.get())[0].v).toBe(2);
+	expect((await inFlight)[0].v).toBe(1);
+	expect((await snapshot.get())[0].v).toBe(9);
+	expect(call).toBe(2);
+	const young = new Snapshot<Item>(async () => [{ id: "1", name: "a", v: ++call }], 20);
+	const first = (await young.get())[0].v;
+	expect((await young.get())[0].v).toBe(first);
+	await new Promise(r => setTimeout(r, 30));
+	expect((await young.get())[0].v).toBe(first + 1);
 });
 
 test("after invalidate, a patch does nothing and the next caller reads afresh", async () => {
