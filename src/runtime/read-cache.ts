@@ -62,7 +62,9 @@ export class ReadCache {
 		return new Proxy(store, {
 			get: (target, property, receiver) => {
 				const member = Reflect.get(target, property, receiver);
-				if (typeof member !== "function" || READS.has(property)) return member;
+				if (typeof member !== "function") return member;
+				// Bound to the store itself, so that its own calls of its helpers never come back here as writes.
+				if (READS.has(property)) return member.bind(target);
 				return (...args: unknown[]) => {
 					const result = (member as (...a: unknown[]) => unknown).apply(target, args);
 					if (result instanceof Promise) return result.finally(() => this.changed());

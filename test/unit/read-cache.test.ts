@@ -90,3 +90,23 @@ test("off while another node runs one of our storage services; on again once it 
 	expect(await read()).toBe(4);
 	expect(await read()).toBe(4);
 });
+
+test("a read whose store calls helpers of its own is still a read", async () => {
+	const cache = new ReadCache();
+	class Store {
+		readonly spec = { name: "t", idField: "id", queryable: {}, indexes: [] };
+		rows = [{ id: "a" }];
+		decode(row: { id: string }) {
+			return { ...row };
+		}
+		async find() {
+			return this.rows.map(row => this.decode(row));
+		}
+	}
+	const store = cache.watching(new Store() as unknown as EntityStore<{ id: string }>);
+	let computed = 0;
+	const read = () => cache.read("k", async () => (computed++, store.find()));
+	await read();
+	await read();
+	expect(computed).toBe(1);
+});
