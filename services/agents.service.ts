@@ -180,7 +180,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				const decided = seen ? decideAgent(seen, event, { now: new Date(now) }) : null;
 				if (decided && "reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message);
 				// Into the book first, so that an announcement of this beat carries its load.
-				const loadBefore = seen ? this.toWire(seen).current_load : undefined;
+				const loadBefore = seen ? (this.liveness.get(id)?.load ?? seen.current_load) : undefined;
 				if (seen) this.liveness.record(id, now, current_load);
 				const agent =
 					seen && decided && "change" in decided && decided.change === null
