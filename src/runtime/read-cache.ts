@@ -11,8 +11,11 @@
 import type { ServiceBroker } from "moleculer";
 import type { EntityStore } from "../storage/entity-store";
 
-/** Distinct reads remembered at once (query strings vary); the oldest go first. */
-const MAX_ENTRIES = 500;
+/**
+ * Distinct reads remembered at once; the oldest go first. Few: panels and scripts poll a handful of
+ * queries, and a page may hold 1,000 tasks, so many pages kept for anyone who varies the query would be memory for the taking.
+ */
+const MAX_ENTRIES = 64;
 /** The longest an answer is kept, a bound for any write this node does not see (none, while it is alone). */
 const MAX_AGE_MS = 5_000;
 
