@@ -95,7 +95,10 @@ const schema: TypedServiceSchema<LivenessThis> = {
 					const fresh = await this.store.get(agent.id);
 					return fresh && isExpired(fresh, Date.now(), retentionMs) && (await this.store.remove(agent.id)) ? fresh : null;
 				});
-				if (removed) this.announce(removed, undefined, true);
+				if (removed) {
+					this.liveness.forget(removed.id);
+					this.announce(removed, undefined, true);
+				}
 			}
 		},
 
