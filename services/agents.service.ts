@@ -238,6 +238,7 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 		[EVENTS.agentUpdated](this: AgentsThis, ctx: Context<AgentUpdatedEvent>) {
 			// Our own news is already in the snapshot (`announce`); another node's is read afresh.
 			if (ctx.nodeID !== this.broker.nodeID) this.snapshot.invalidate();
+			if (ctx.params.removed) this.liveness.forget(ctx.params.agent.id);
 		},
 
 		/** A Moleculer node left: its in-cluster agents are gone now, not after HEARTBEAT_TIMEOUT_MS. */
