@@ -24,6 +24,7 @@ import type { QuotaSettings } from "../platform/config";
 import { ApiError } from "../platform/errors";
 import { failFastRedis } from "../platform/redis-client";
 import { principalOf } from "../platform/trust";
+import { SharedResources } from "../platform/shared-resources";
 import { WindowCounter } from "../platform/window-counter";
 import { KeyedQueue } from "./keyed-queue";
 
@@ -146,22 +147,15 @@ export class SubmissionQuotas {
 }
 
 /** One per broker: a node's tasks and pipelines services spend the same budget (when Redis does not share it). */
-const perBroker = new WeakMap<ServiceBroker, { quotas: SubmissionQuotas; users: number }>();
+const perBroker = new SharedResources<ServiceBroker, SubmissionQuotas>(quotas => quotas.close(), new WeakMap());
 
 export function acquireQuotas(broker: ServiceBroker): SubmissionQuotas {
-	let entry = perBroker.get(broker);
-	if (!entry) {
+	return perBroker.acquire(broker, () => {
 		const config = nodeConfig(broker);
-		const quotas = new SubmissionQuotas(config.quotas, { redisUrl: config.redisUrl, namespace: config.broker.namespace, logger: broker.getLogger("quotas") });
-		perBroker.set(broker, (entry = { quotas, users: 0 }));
-	}
-	entry.users++;
-	return entry.quotas;
+		return new SubmissionQuotas(config.quotas, { redisUrl: config.redisUrl, namespace: config.broker.namespace, logger: broker.getLogger("quotas") });
+	});
 }
 
-export async function releaseQuotas(broker: ServiceBroker): Promise<void> {
-	const entry = perBroker.get(broker);
-	if (!entry || --entry.users > 0) return;
-	perBroker.delete(broker);
-	await entry.quotas.close();
+export function releaseQuotas(broker: ServiceBroker): Promise<void> {
+	return perBroker.release(broker);
 }

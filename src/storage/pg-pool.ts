@@ -5,27 +5,22 @@
  * TLS and the rest come from the URL as pg reads it (`sslmode`, `sslrootcert`, …).
  */
 import { Pool } from "pg";
+import { SharedResources } from "../platform/shared-resources";
 
 /** Connections per node: enough for the batches of every table in flight at once. */
 const POOL_SIZE = 10;
 
-const pools = new Map<string, { pool: Pool; users: number }>();
+const pools = new SharedResources<string, Pool>(pool => pool.end());
 
 export function acquirePool(url: string, onError: (err: Error) => void): Pool {
-	let entry = pools.get(url);
-	if (!entry) {
+	return pools.acquire(url, () => {
 		const pool = new Pool({ connectionString: url, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
 		// An idle connection the server dropped: pg discards it; without a listener it would end the process.
 		pool.on("error", onError);
-		pools.set(url, (entry = { pool, users: 0 }));
-	}
-	entry.users++;
-	return entry.pool;
+		return pool;
+	});
 }
 
-export async function releasePool(url: string): Promise<void> {
-	const entry = pools.get(url);
-	if (!entry || --entry.users > 0) return;
-	pools.delete(url);
-	await entry.pool.end();
+export function releasePool(url: string): Promise<void> {
+	return pools.release(url);
 }
