@@ -11,6 +11,7 @@ import { agentLivenessMixin } from "../mixins/agent-liveness.mixin";
 import { storageMixin, type StorageThis } from "../mixins/db.mixin";
 import { agentIdFor, agentTokenRegistration, agentToWire, decideAgent, decideRegistration, isOwnCurrentToken, type AgentEffect, type AgentEvent, type StoredAgent } from "../src/domain/agents/decide";
 import { isAgentOnly } from "../src/domain/access";
+import { isRejection } from "../src/domain/decision";
 import { appConfig } from "../src/platform/app-config";
 import type { AppConfig } from "../src/platform/config";
 import { ApiError, forbidden, invalid, unauthorized } from "../src/platform/errors";
@@ -178,22 +179,23 @@ const AgentsService: TypedServiceSchema<AgentsThis> = {
 				// Decided first on the registry as last read: most beats change nothing and so write nothing.
 				const seen = await this.known(id);
 				const decided = seen ? decideAgent(seen, event, { now: new Date(now) }) : null;
-				if (decided && "reject" in decided) throw new ApiError(decided.reject.code, decided.reject.message);
+				if (decided && isRejection(decided)) throw new ApiError(decided.reject.code, decided.reject.message);
+				// Nothing to write: the beat is liveness only (most are).
+				const quiet = seen && decided?.change === null ? seen : null;
 				// Into the book first, so that an announcement of this beat carries its load.
 				const loadBefore = seen ? (this.liveness.get(id)?.load ?? seen.current_load) : undefined;
 				if (seen) this.liveness.record(id, now, current_load);
 				const agent =
-					seen && decided && "change" in decided && decided.change === null
-						? seen
-						: await this.apply(id, event).catch(err => {
-								// Its agent was removed: its token is revoked, like one of an earlier registration.
-								if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
-									throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
-								throw err;
-							});
+					quiet ??
+					(await this.apply(id, event).catch(err => {
+						// Its agent was removed: its token is revoked, like one of an earlier registration.
+						if (by && isAgentOnly(by) && (err as ApiError).type === "NOT_FOUND")
+							throw by.agent_id === id ? unauthorized("This agent token belongs to a removed registration; register again") : forbidden("An agent may only heartbeat as itself");
+						throw err;
+					}));
 				if (!seen) this.liveness.record(id, now, current_load);
 				// A new load is news for the panel and the dispatchers, though not a write.
-				else if (agent === seen && current_load !== undefined && current_load !== loadBefore) this.announce(agent);
+				else if (quiet && current_load !== undefined && current_load !== loadBefore) this.announce(quiet);
 				const last_heartbeat = new Date(now).toISOString();
 				// The agent's token, renewed once some of its life is spent (the one presented while it is young).
 				const presented = ctx.meta.token;
