@@ -32,11 +32,6 @@ export function storageMixin(spec: CollectionSpec): Partial<ServiceSchema> {
 		model: sqlModelDefinition(spec),
 		settings: { idField: spec.idField },
 		actions: Object.fromEntries(DISABLED_DB_ACTIONS.map(name => [name, false])),
-		events: {
-			"$services.changed"(this: DbServiceThis & StorageThis<object>) {
-				this.reads.placeServices(this.broker.registry.getServiceList({ skipInternal: true }) as Array<{ name: string; nodeID: string }>, this.broker.nodeID);
-			}
-		},
 		created(this: DbServiceThis & StorageThis<object>) {
 			this.reads = readCacheOf(this.broker);
 			this.reads.storageServices.add(this.name);

@@ -81,9 +81,18 @@ export class ReadCache {
 
 const caches = new WeakMap<ServiceBroker, ReadCache>();
 
-/** This node's read cache, one for all its storage services (an answer may read several collections). */
+/**
+ * This node's read cache, one for all its storage services (an answer may read several
+ * collections), placed again each time the cluster's services change.
+ */
 export function readCacheOf(broker: ServiceBroker): ReadCache {
 	let cache = caches.get(broker);
-	if (!cache) caches.set(broker, (cache = new ReadCache()));
+	if (!cache) {
+		const made = (cache = new ReadCache());
+		caches.set(broker, made);
+		broker.localBus.on("$services.changed", () =>
+			made.placeServices(broker.registry.getServiceList({ skipInternal: true }) as Array<{ name: string; nodeID: string }>, broker.nodeID)
+		);
+	}
 	return cache;
 }

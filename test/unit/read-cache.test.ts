@@ -110,3 +110,34 @@ test("a read whose store calls helpers of its own is still a read", async () => 
 	await read();
 	expect(computed).toBe(1);
 });
+
+test("a node's cache goes off when another node starts one of its storage services, and on when that node leaves", async () => {
+	const { ServiceBroker } = await import("moleculer");
+	const { readCacheOf } = await import("../../src/runtime/read-cache");
+	const namespace = `read-cache-${process.pid}-${Date.now()}`;
+	const a = new ServiceBroker({ nodeID: "a", namespace, transporter: "Fake", logger: false });
+	const b = new ServiceBroker({ nodeID: "b", namespace, transporter: "Fake", logger: false });
+	const cache = readCacheOf(a);
+	cache.storageServices.add("tasks");
+	a.createService({ name: "tasks" });
+	b.createService({ name: "tasks" });
+	let computed = 0;
+	const read = () => cache.read("k", async () => ++computed);
+	const seesB = () => a.registry.getServiceList({ skipInternal: true }).some(s => s.nodeID === "b");
+	try {
+		await a.start();
+		await read();
+		expect(await read()).toBe(1);
+		await b.start();
+		for (let i = 0; i < 50 && !seesB(); i++) await new Promise(r => setTimeout(r, 20));
+		expect(await read()).toBe(2);
+		expect(await read()).toBe(3);
+		await b.stop();
+		for (let i = 0; i < 50 && seesB(); i++) await new Promise(r => setTimeout(r, 20));
+		expect(await read()).toBe(4);
+		expect(await read()).toBe(4);
+	} finally {
+		await b.stop().catch(() => undefined);
+		await a.stop();
+	}
+});
