@@ -35,6 +35,7 @@ interface RetentionThis extends Service {
 	/** Rows removed since the store was last compacted. */
 	removedSinceCompaction: number;
 	compactAfterSweep(what: string, removed: number, startedAt: number): Promise<void>;
+	sweepEvery(retentionMs: number, sweep: () => Promise<unknown>): void;
 }
 
 /** Compact once the rows removed since the last compaction are this share of the rows there were. */
@@ -44,10 +45,17 @@ const warn = (service: Service) => (err: unknown) => service.logger.warn({ err: 
 
 const runIdsParam = { type: "array", items: { type: "string", min: 1 }, min: 1, max: RETENTION_BATCH } as const;
 
-/** Shared by both: compaction and the log line once a sweep removed something. */
+/** Shared by both: the schedule, compaction and the log line once a sweep removed something. */
 const common: TypedServiceSchema<RetentionThis> = {
 	name: "",
 	methods: {
+		/** `sweep` at the interval the retention calls for, on the one node of the cluster that sweeps this service. */
+		sweepEvery(this: RetentionThis, retentionMs: number, sweep: () => Promise<unknown>) {
+			this.retentionTimer = every(sweepIntervalMs(retentionMs), async () => {
+				if (sweepsHere(this.broker, this.name)) await sweep();
+			}, warn(this));
+		},
+
 		async compactAfterSweep(this: RetentionThis & StorageThis<object>, what: string, removed: number, startedAt: number) {
 			this.removedSinceCompaction += removed;
 			if (!this.removedSinceCompaction || this.retentionStopped || !this.store.compact) return;
@@ -153,10 +161,7 @@ const tasksSchema: TypedServiceSchema<TaskRetentionThis> = {
 		}
 	},
 	started(this: TaskRetentionThis) {
-		const { taskMs } = retentionPolicy(this.config.retention);
-		this.retentionTimer = every(sweepIntervalMs(taskMs), async () => {
-			if (sweepsHere(this.broker, "tasks")) await this.sweepTasks();
-		}, warn(this));
+		this.sweepEvery(retentionPolicy(this.config.retention).taskMs, () => this.sweepTasks());
 	}
 };
 
@@ -212,10 +217,7 @@ const runsSchema: TypedServiceSchema<RunRetentionThis> = {
 		}
 	},
 	started(this: RunRetentionThis) {
-		const { runMs } = retentionPolicy(this.config.retention);
-		this.retentionTimer = every(sweepIntervalMs(runMs), async () => {
-			if (sweepsHere(this.broker, "pipelines")) await this.sweepRuns();
-		}, warn(this));
+		this.sweepEvery(retentionPolicy(this.config.retention).runMs, () => this.sweepRuns());
 	}
 };
 
